@@ -1,0 +1,122 @@
+//! One request's way through the balancer: admission, a worker, the deadline, panic isolation.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::catch_unwind::{panic_message, CatchUnwind};
+use crate::pool::{Pool, Rejected};
+use crate::response::{Answer, ResponseBody};
+use crate::router::RouterService;
+use crate::stats::Counters;
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) timeout: Duration,
+}
+
+/// The hyper service each connection runs: the balancer in front of a clone of the router.
+pub(crate) struct Dispatch<S> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) router: S,
+}
+
+impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
+    type Response = Response<ResponseBody<S::Body>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let router = self.router.clone();
+        Box::pin(async move { Ok(dispatch(&shared, router, req).await) })
+    }
+}
+
+async fn dispatch<S: RouterService>(
+    shared: &Shared,
+    mut router: S,
+    mut req: Request<Incoming>,
+) -> Response<ResponseBody<S::Body>> {
+    let arrival = Instant::now();
+    let deadline = arrival + shared.timeout;
+    let pool = &shared.pool;
+    let counters = &pool.counters;
+
+    let mut lease = match pool.acquire(deadline).await {
+        Ok(lease) => lease,
+        Err(Rejected::Shed) => {
+            counters.shed();
+            return Answer::Shed.into_response();
+        }
+        Err(Rejected::Expired) => {
+            Counters::bump(&counters.expired_in_queue);
+            return Answer::ExpiredInQueue.into_response();
+        }
+        Err(Rejected::Closed) => return Answer::ShuttingDown.into_response(),
+    };
+    let queue_wait = arrival.elapsed();
+    let worker = lease.id();
+    let span = tracing::info_span!(
+        "request",
+        %worker,
+        method = %req.method(),
+        path = req.uri().path(),
+        queue_wait_us = queue_wait.as_micros() as u64,
+        status = tracing::field::Empty,
+    );
+    req.extensions_mut().insert(worker);
+    req.extensions_mut().insert(lease.context().clone());
+
+    let started = Instant::now();
+    let run = async move {
+        poll_fn(|cx| router.poll_ready(cx)).await?;
+        router.call(req).await
+    };
+    // The router's future is dropped (cancelled) at the deadline, and always before the worker
+    // is given back, so its `Db<T>`s are released first.
+    let outcome = tokio::time::timeout_at(deadline, CatchUnwind::new(run))
+        .instrument(span.clone())
+        .await;
+    let service_time = started.elapsed();
+    let response = match outcome {
+        Ok(Ok(Ok(response))) => {
+            Counters::bump(&counters.served);
+            response.map(ResponseBody::Left)
+        }
+        Ok(Ok(Err(error))) => {
+            Counters::bump(&counters.failed);
+            let error = error.into();
+            tracing::error!(parent: &span, %error, "the router returned an error");
+            Answer::Failed.into_response()
+        }
+        Ok(Err(panic)) => {
+            Counters::bump(&counters.panicked);
+            lease.poison();
+            tracing::error!(
+                parent: &span,
+                %worker,
+                panic = panic_message(&*panic),
+                "handler panicked; answering 500 and re-initialising the worker's resources"
+            );
+            Answer::Failed.into_response()
+        }
+        Err(_deadline) => {
+            Counters::bump(&counters.timed_out);
+            tracing::debug!(parent: &span, "deadline passed while running; handler cancelled");
+            Answer::TimedOut.into_response()
+        }
+    };
+    drop(lease);
+    counters.record(queue_wait, service_time);
+    span.record("status", response.status().as_u16());
+    response
+}

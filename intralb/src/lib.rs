@@ -1,0 +1,107 @@
+//! An intra-process load balancer in front of your HTTP router.
+//!
+//! A server that accepts every request and runs it at once degrades for everyone under
+//! overload: latency climbs without bound, memory with it, and clients time out on work the
+//! server still does. intralb puts a pool of *workers* in front of the router: at most
+//! `max_concurrent` requests run, at most `queue` wait, and the rest are answered
+//! `503 Service Unavailable` with `Retry-After` in microseconds, without touching the router.
+//! Every request has a deadline; every worker owns its resources (say, a SQLite connection).
+//!
+//! # Usage
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//!
+//! #[intralb::balanced(max_concurrent = 100, queue = 100)]
+//! fn app() -> Router {
+//!     Router::new().route("/", get(|| async { "Hello World" }))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> intralb::Result<()> {
+//!     serve().await
+//! }
+//! ```
+//!
+//! Per-worker resources are declared with [`db_init`] and reached with [`Db<T>`]; the same
+//! without macros is [`Balancer::builder()`].
+//!
+//! # How a request flows
+//!
+//! 1. **serve** (`serve.rs`): hyper-util reads the request head (HTTP/1.1 or h2c). A slow client
+//!    holds only its connection, never a worker.
+//! 2. **dispatch** (`dispatch.rs`): the deadline starts (`timeout`, queue wait included).
+//! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
+//!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
+//!    or, with the queue full, it is shed: `503` at once.
+//! 4. The router runs on the request's task with the worker's id and resources in the request
+//!    extensions, under the deadline (`504`, and the handler is cancelled) and a panic guard
+//!    (`500`, and the worker's resources are re-initialised).
+//! 5. The worker goes back to the pool when the response head is ready; idle surplus workers
+//!    retire after `idle_timeout`.
+//!
+//! # Status codes intralb answers itself
+//!
+//! | status | when | the router ran? |
+//! |---|---|---|
+//! | `503` + `Retry-After: 1` | shed: every worker busy and the queue full | no |
+//! | `503` + `Retry-After: 1` | the deadline passed while queued | no |
+//! | `503` + `Connection: close` | the pool is shutting down | no |
+//! | `504` | the deadline passed while running; the handler was cancelled | cancelled |
+//! | `500` | the handler panicked, or the router returned an error | yes |
+//!
+//! # Configuration
+//!
+//! | key | default | environment | meaning |
+//! |---|---|---|---|
+//! | `max_concurrent` | 100 | `INTRALB_MAX_CONCURRENT` | most requests running at once (= most workers) |
+//! | `queue` | 100 | `INTRALB_QUEUE` | most requests waiting, pool-wide |
+//! | `min_workers` | CPUs, ≤ `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept when idle |
+//! | `timeout` | 30s | `INTRALB_TIMEOUT` | deadline from arrival, queue included |
+//! | `shutdown_timeout` | 10s | `INTRALB_SHUTDOWN_TIMEOUT` | drain time before cancelling |
+//! | `idle_timeout` | 60s | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
+//! | `addr` | 127.0.0.1:8080 | `INTRALB_ADDR` | listening address |
+//! | `log` | false | `INTRALB_LOG` | install a default `tracing` subscriber |
+//!
+//! Durations are written `250ms`, `5s`, `1m`. An invalid value makes `serve` return an error
+//! naming the variable, before anything is bound.
+//!
+//! # Without axum
+//!
+//! Any tower `Service` over `http::Request<hyper::body::Incoming>` can be served (see
+//! [`RouterService`]). Each request carries its [`WorkerId`] in its extensions, and
+//! [`Db::from_extensions`] takes the worker's resource from them.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod builder;
+mod catch_unwind;
+mod config;
+mod db;
+mod dispatch;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod init;
+mod log;
+mod pool;
+mod resources;
+mod response;
+mod router;
+mod serve;
+mod server;
+mod stats;
+mod worker_id;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use builder::{Balancer, Builder};
+pub use db::{Db, Rejection};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use init::Initializer;
+pub use router::RouterService;
+pub use server::Server;
+pub use stats::{Percentiles, Stats};
+pub use worker_id::WorkerId;
+

@@ -1,0 +1,57 @@
+//! What intralb can serve: any tower `Service` over `http::Request`, such as `axum::Router`.
+
+use std::future::Future;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use tower_service::Service;
+
+use crate::error::BoxError;
+
+/// A router intralb can put workers in front of.
+///
+/// Implemented for every `Clone + Send` tower [`Service`] over `Request<hyper::body::Incoming>`
+/// whose response body is an [`http_body::Body`] of [`Bytes`]: `axum::Router` as it is, and
+/// anything built with `tower::ServiceBuilder` or `Router::layer`. Its middleware runs inside
+/// the worker, with the worker's resources available. You never implement it yourself.
+pub trait RouterService: Clone + Send + 'static {
+    /// The response body.
+    type Body: Body<Data = Bytes, Error = Self::BodyError> + Send + 'static;
+    /// The response body's error.
+    type BodyError: Into<BoxError>;
+    /// The service's error (answered `500` and logged).
+    type Error: Into<BoxError>;
+    /// The service's future.
+    type Future: Future<Output = Result<Response<Self::Body>, Self::Error>> + Send + 'static;
+
+    #[doc(hidden)]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>>;
+
+    #[doc(hidden)]
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future;
+}
+
+impl<S, B> RouterService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Body = B;
+    type BodyError = B::Error;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::poll_ready(self, cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        Service::call(self, req)
+    }
+}

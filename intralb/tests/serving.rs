@@ -1,0 +1,86 @@
+//! The connection layer: HTTP/1.1 and h2c, malformed input, slow clients, bind failures.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use intralb::{Balancer, ErrorKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn hello() -> Router {
+    Router::new().route("/", get(|| async { "Hello World" }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_is_served() {
+    let server = start(Balancer::builder(), hello()).await;
+    let reply = fetch_with(&h2_client(), server.addr(), "/").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hello World"));
+    server.stop().await;
+}
+
+/// Writes `request` on a fresh connection and reads until the server closes it.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    within("the server closing the connection", stream.read_to_end(&mut response))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_is_answered_400_without_taking_a_worker() {
+    let server = start(Balancer::builder(), hello()).await;
+    let response = raw_exchange(
+        server.addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response:?}");
+    assert_eq!(server.stats().served, 0);
+    assert_eq!(fetch(server.addr(), "/").await.status, 200, "still serving");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_holds_no_worker_and_is_disconnected() {
+    let builder = Balancer::builder()
+        .max_concurrent(1)
+        .header_read_timeout(Duration::from_millis(300));
+    let server = start(builder, hello()).await;
+    let mut slow = TcpStream::connect(server.addr()).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+
+    // The only worker is free: the half-sent request did not take it.
+    assert_eq!(fetch(server.addr(), "/").await.status, 200);
+    assert_eq!(server.stats().busy, 0);
+
+    let mut rest = Vec::new();
+    within("the slow connection to be closed", slow.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.is_empty() || rest.starts_with("HTTP/1.1 408"), "{rest:?}");
+    assert_eq!(server.stats().served, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bind_failure_is_an_error_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = Balancer::builder()
+        .addr(addr)
+        .serve(hello())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Bind);
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    assert!(format!("{err:?}").contains("caused by"), "{err:?}");
+}
