@@ -1,1 +1,273 @@
-//! Procedural macros for intralb (in progress).
+//! Procedural macros for [intralb](https://docs.rs/intralb): `#[balanced]` and `#[db_init]`.
+//!
+//! Use them through the runtime crate, as `intralb::balanced` and `intralb::db_init`; this crate
+//! is an implementation detail, pinned by `intralb` to an exact version. The code they generate
+//! names only `::intralb::__private::...` (and `::core`), so a crate that uses them depends on
+//! `intralb` alone.
+//!
+//! # Usage
+//!
+//! ```ignore
+//! use axum::{routing::get, Router};
+//! use intralb::{balanced, db_init, Db, WorkerId};
+//! use rusqlite::Connection;
+//!
+//! #[db_init]
+//! fn open(worker: WorkerId) -> rusqlite::Result<Connection> {
+//!     Connection::open(format!("shard-{}.db", worker.get()))
+//! }
+//!
+//! #[balanced(max_concurrent = 64, timeout = "2s")]
+//! fn app() -> Router {
+//!     Router::new().route("/", get(|db: Db<Connection>| async move { /* ... */ }))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> intralb::Result<()> {
+//!     serve().await
+//! }
+//! ```
+//!
+//! # How the crate is laid out
+//!
+//! Each macro is a pipeline in its own module: `balanced::args` parses the attribute into a
+//! model that keeps every value's span, `balanced::validate` checks what needs more than one
+//! value, and `balanced::expand` writes the code; `db_init` reads the signature and writes its
+//! registration. `common` holds what both share. Every error is spanned at the offending token,
+//! all errors are reported at once, and the user's item is always emitted unchanged next to
+//! them.
+
+mod balanced;
+mod common;
+mod db_init;
+
+use proc_macro::TokenStream;
+
+/// Serves the annotated router behind intralb's load balancer.
+///
+/// Put `#[balanced(...)]` on the function that builds your router (an `axum::Router`, or any
+/// tower service the runtime accepts). The function stays as written and callable; next to it
+/// the attribute generates
+///
+/// ```ignore
+/// pub async fn serve() -> intralb::Result<()>
+/// ```
+///
+/// which starts the workers (running every [`#[db_init]`](macro@db_init) function for each),
+/// builds the router once by calling your function, and serves it on `addr` with a bounded
+/// number of requests in flight (`max_concurrent`), a bounded queue in front of them (`queue`)
+/// and a deadline per request (`timeout`), until SIGINT or SIGTERM; then it drains in-flight
+/// requests for up to `shutdown_timeout` and returns. A bad setting (say, from an environment
+/// variable), a failing initializer or an address that cannot be bound is returned as an error
+/// before anything is served. The function may be `async`; it takes no parameters and has no
+/// generics.
+///
+/// # Syntax
+///
+/// ```ignore
+/// #[balanced]
+/// #[balanced(key = value, ...)]
+/// ```
+///
+/// # Attributes
+///
+/// Every key is optional. The values are checked at compile time: an out-of-range number, a
+/// duration or an address that does not parse is a compile error pointing at it. Each runtime
+/// key can also be set when the program starts, with the environment variable shown, which
+/// takes precedence over the attribute (an empty variable counts as unset).
+///
+/// | Key | Value | Default | Environment variable |
+/// |---|---|---|---|
+/// | `max_concurrent` | integer ≥ 1: requests handled at once, one per worker | `100` | `INTRALB_MAX_CONCURRENT` |
+/// | `queue` | integer: requests waiting for a worker; beyond it, requests are shed | `100` | `INTRALB_QUEUE` |
+/// | `min_workers` | integer ≤ `max_concurrent`: workers kept even when idle | one per CPU, at most `max_concurrent` | `INTRALB_MIN_WORKERS` |
+/// | `timeout` | non-zero duration string: deadline of a request, queueing included | `"30s"` | `INTRALB_TIMEOUT` |
+/// | `shutdown_timeout` | duration string: time in-flight requests get on shutdown | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` |
+/// | `idle_timeout` | duration string: idle time after which a worker above `min_workers` stops | `"60s"` | `INTRALB_IDLE_TIMEOUT` |
+/// | `addr` | socket address string, e.g. `"0.0.0.0:8080"` or `"[::1]:3000"` | `"127.0.0.1:8080"` | `INTRALB_ADDR` |
+/// | `log` | `true` or `false`: install a default `tracing` subscriber (filtered by `RUST_LOG`) unless the program has one | `false` | `INTRALB_LOG` |
+/// | `serve` | identifier: the name of the generated function | `serve` | — |
+/// | `crate` | string holding the path of the `intralb` crate, e.g. `"my_intralb"` | `"intralb"` | — |
+///
+/// Durations are [humantime](https://docs.rs/humantime) strings: `"250ms"`, `"5s"`, `"2m"`,
+/// `"1h 30m"`. Addresses are IP addresses and ports; host names are not resolved.
+///
+/// `serve = name` lets two routers live in one module (say, a public API and an admin API on
+/// another port). `crate = "path"` is for a crate that depends on intralb under another name,
+/// or re-exports it: a bare name such as `"my_intralb"` is taken as a crate name
+/// (`::my_intralb`); a path starting with `crate`, `self` or `super` is used as written.
+///
+/// The generated function is a free `pub async fn` placed where the attribute is; put the
+/// attribute on a free function, not on a method in an `impl` block (the attribute cannot see
+/// that it is in one, but the generated `serve` would then be an associated function that
+/// calls the router function without `Self::`).
+///
+/// # Examples
+///
+/// ```ignore
+/// use axum::{routing::get, Router};
+/// use intralb::balanced;
+///
+/// #[balanced(max_concurrent = 64, queue = 256, timeout = "2s", addr = "0.0.0.0:8080")]
+/// fn app() -> Router {
+///     Router::new().route("/", get(|| async { "hello" }))
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> intralb::Result<()> {
+///     serve().await
+/// }
+/// ```
+///
+/// Two routers in one program, the second built by an `async` function:
+///
+/// ```ignore
+/// # use axum::{routing::get, Router};
+/// # use intralb::balanced;
+/// #[balanced(addr = "0.0.0.0:8080")]
+/// fn public() -> Router {
+///     Router::new().route("/", get(|| async { "hello" }))
+/// }
+///
+/// #[balanced(serve = serve_admin, addr = "127.0.0.1:9090", max_concurrent = 4, log = true)]
+/// async fn admin() -> Router {
+///     Router::new().route("/health", get(|| async { "ok" }))
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> intralb::Result<()> {
+///     tokio::try_join!(serve(), serve_admin())?;
+///     Ok(())
+/// }
+/// ```
+///
+/// # What it expands to
+///
+/// The first example is equivalent to writing, without the macro (`__private` is not public
+/// API; `intralb::Builder` is):
+///
+/// ```ignore
+/// fn app() -> Router {
+///     Router::new().route("/", get(|| async { "hello" }))
+/// }
+///
+/// pub async fn serve() -> intralb::Result<()> {
+///     intralb::__private::serve(
+///         intralb::Builder::new()
+///             .max_concurrent(64)
+///             .queue(256)
+///             .timeout(std::time::Duration::from_secs(2))
+///             .addr("0.0.0.0:8080".parse().unwrap()),
+///         async { app() }, // `async { app().await }` for an `async fn app`
+///     )
+///     .await
+/// }
+/// ```
+///
+/// Only the keys you give become setters; the others keep the `Builder`'s defaults (and its
+/// environment variables).
+///
+/// # Compile errors
+///
+/// Unknown keys (with a hint for a close misspelling), repeated keys, values of the wrong type,
+/// out-of-range numbers, `max_concurrent = 0`, a zero `timeout`, `min_workers` above
+/// `max_concurrent`, durations and addresses that do not parse, and a function that takes
+/// parameters, is generic, is a method, is `unsafe` or `extern`, or returns nothing. All of them
+/// are reported at once; the function is still emitted, so the rest of the crate type-checks.
+#[proc_macro_attribute]
+pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
+    balanced::balanced(args.into(), item.into()).into()
+}
+
+/// Gives every worker its own resource, opened by the annotated function.
+///
+/// The function receives the [`WorkerId`](https://docs.rs/intralb/latest/intralb/struct.WorkerId.html)
+/// of a worker and returns the value that worker owns: a database connection, a file, a client.
+/// The runtime calls it for each worker it starts, before that worker takes requests; handlers
+/// then receive the value of the worker running them as `intralb::Db<T>`. A worker runs one
+/// request at a time, so the value needs to be `Send`, not `Sync`: a plain
+/// `rusqlite::Connection` works.
+///
+/// # Syntax
+///
+/// ```ignore
+/// #[db_init]
+/// fn NAME(worker: WorkerId) -> T
+/// #[db_init]
+/// fn NAME(worker: WorkerId) -> Result<T, E>
+/// #[db_init]
+/// async fn NAME(worker: WorkerId) -> T
+/// #[db_init]
+/// async fn NAME(worker: WorkerId) -> Result<T, E>
+/// ```
+///
+/// # Attributes
+///
+/// None: `#[db_init]` takes no arguments.
+///
+/// A return type whose last path segment is `Result` (`Result<T, E>`, `io::Result<T>`,
+/// `rusqlite::Result<T>`) is fallible: an error (or a panic) fails the worker's start, with the
+/// function's path in the message. `E` must convert into
+/// `Box<dyn std::error::Error + Send + Sync>`. Any other return type is the resource itself.
+/// A blocking function runs on tokio's blocking thread pool; an `async fn` runs on the runtime.
+/// Each resource type may be produced by one initializer only, or `Db<T>` would not know which
+/// to give; the runtime rejects a duplicate when it starts.
+///
+/// The parameter's pattern and the spelling of its type are yours (`_: intralb::WorkerId`
+/// works). The function must be a free function with exactly that one parameter and no generics;
+/// it cannot be `unsafe`, `extern` or variadic, and must return something. The function stays as
+/// written, and can still be called directly.
+///
+/// # Examples
+///
+/// ```ignore
+/// use axum::{routing::get, Router};
+/// use intralb::{balanced, db_init, Db, WorkerId};
+/// use rusqlite::Connection;
+///
+/// /// One SQLite shard per worker.
+/// #[db_init]
+/// fn open(worker: WorkerId) -> rusqlite::Result<Connection> {
+///     Connection::open(format!("shard-{}.db", worker.get()))
+/// }
+///
+/// /// An infallible, asynchronous initializer.
+/// #[db_init]
+/// async fn counter(_: WorkerId) -> std::collections::HashMap<String, u64> {
+///     Default::default()
+/// }
+///
+/// #[balanced]
+/// fn app() -> Router {
+///     Router::new().route("/", get(|db: Db<Connection>| async move { /* ... */ }))
+/// }
+/// ```
+///
+/// # What it expands to
+///
+/// `open` above stays as it is, and is registered (through the `inventory` crate, which
+/// `intralb` re-exports for the purpose) as if you had passed its initializer to
+/// `intralb::Builder::db_init` yourself:
+///
+/// ```ignore
+/// fn open(worker: WorkerId) -> rusqlite::Result<Connection> {
+///     Connection::open(format!("shard-{}.db", worker.get()))
+/// }
+///
+/// intralb::__private::inventory::submit! {
+///     intralb::__private::DbInit::new(|| {
+///         intralb::__private::Initializer::sync(
+///             concat!(module_path!(), "::", "open"),
+///             |worker| open(worker),
+///         )
+///     })
+/// }
+/// ```
+///
+/// The value of an infallible function is wrapped in `Ok::<_, std::convert::Infallible>(...)`,
+/// and an `async fn` is registered with `Initializer::asynchronous`, as
+/// `|worker| async move { Ok::<_, Infallible>(counter(worker).await) }`.
+#[proc_macro_attribute]
+pub fn db_init(args: TokenStream, item: TokenStream) -> TokenStream {
+    db_init::db_init(args.into(), item.into()).into()
+}

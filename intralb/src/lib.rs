@@ -105,3 +105,5 @@ pub use server::Server;
 pub use stats::{Percentiles, Stats};
 pub use worker_id::WorkerId;
 
+#[doc(inline)]
+pub use intralb_macros::{balanced, db_init};

@@ -1,0 +1,227 @@
+//! Parsing `#[balanced(key = value, ...)]` into [`Args`], a model that keeps every value's span.
+//!
+//! Every runtime key is the name of an `intralb::Builder` setter and is declared once, in the
+//! `keys!` table below: its name and what sort of value it takes. Adding a key whose value is of a
+//! sort that exists is that one line (plus its docs in `lib.rs`); a new sort of value is a new
+//! `Kind` with its parser in `value.rs` and its tokens in `expand.rs`.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Token};
+
+use super::value::{self, Kind, Value};
+use crate::common::{self, CratePath, Errors};
+
+macro_rules! keys {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal: $kind:ident,)*) => {
+        /// A key that configures the runtime; its name is the `Builder` setter it becomes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Key {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Key {
+            /// Every runtime key, in the order they are documented.
+            pub(crate) const ALL: &'static [Key] = &[$(Key::$variant),*];
+
+            /// The key as the user writes it, which is also the `Builder` setter's name.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Key::$variant => $name,)*
+                }
+            }
+
+            /// The sort of value the key takes.
+            pub(crate) fn kind(self) -> Kind {
+                match self {
+                    $(Key::$variant => Kind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+keys! {
+    /// Requests handled at once (≥ 1, default 100).
+    MaxConcurrent => "max_concurrent": Count,
+    /// Requests waiting for a worker (default 100).
+    Queue => "queue": Count,
+    /// Workers kept alive when idle (≤ `max_concurrent`).
+    MinWorkers => "min_workers": Count,
+    /// Deadline of a request, queueing included (non-zero).
+    Timeout => "timeout": Duration,
+    /// Time given to in-flight requests on shutdown.
+    ShutdownTimeout => "shutdown_timeout": Duration,
+    /// Time after which an idle worker above `min_workers` stops.
+    IdleTimeout => "idle_timeout": Duration,
+    /// Address to listen on.
+    Addr => "addr": Addr,
+    /// Whether to install a default `tracing` subscriber.
+    Log => "log": Bool,
+}
+
+/// `serve = name`: the name of the generated function.
+pub(crate) const SERVE: &str = "serve";
+/// `crate = "path"`: the path of the runtime crate in generated code.
+pub(crate) const CRATE: &str = "crate";
+
+/// Keys that are not valid but that users plausibly mean as a valid one.
+const ALIASES: &[(&str, &str)] = &[
+    ("concurrency", "max_concurrent"),
+    ("max_concurrency", "max_concurrent"),
+    ("workers", "max_concurrent"),
+    ("max_workers", "max_concurrent"),
+    ("queue_size", "queue"),
+    ("queue_len", "queue"),
+    ("queue_length", "queue"),
+    ("request_timeout", "timeout"),
+    ("deadline", "timeout"),
+    ("grace", "shutdown_timeout"),
+    ("grace_period", "shutdown_timeout"),
+    ("address", "addr"),
+    ("bind", "addr"),
+    ("listen", "addr"),
+    ("port", "addr"),
+    ("logging", "log"),
+    ("name", "serve"),
+    ("fn_name", "serve"),
+];
+
+/// One `key = value` the user gave for a runtime key.
+#[derive(Clone, Debug)]
+pub(crate) struct Setting {
+    pub(crate) key: Key,
+    pub(crate) value: Value,
+    /// The value's span, where errors about the value point.
+    pub(crate) span: Span,
+}
+
+/// The parsed arguments: everything that parsed, whether or not other keys had errors.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// Runtime keys in the order the user wrote them.
+    pub(crate) settings: Vec<Setting>,
+    pub(crate) serve: Option<Ident>,
+    pub(crate) krate: Option<CratePath>,
+    seen: Vec<String>,
+}
+
+impl Args {
+    /// Parses the attribute's arguments, recording every error in `errors`.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        let parser = syn::meta::parser(|meta| {
+            args.parse_one(&meta, errors);
+            skip_value(&meta)
+        });
+        let parsed = parser.parse2(tokens);
+        errors.ok(parsed);
+        args
+    }
+
+    /// The setting for `key`, if the user gave one.
+    pub(crate) fn get(&self, key: Key) -> Option<&Setting> {
+        self.settings.iter().find(|setting| setting.key == key)
+    }
+
+    /// Whether `serve` or `crate` was given without a usable value: then the name of the
+    /// generated function, or the path to the runtime, is unknown.
+    pub(crate) fn meta_failed(&self) -> bool {
+        let given = |key: &str| self.seen.iter().any(|seen| seen == key);
+        given(SERVE) && self.serve.is_none() || given(CRATE) && self.krate.is_none()
+    }
+
+    /// Every key `#[balanced]` accepts.
+    pub(crate) fn valid_keys() -> Vec<&'static str> {
+        let mut keys: Vec<_> = Key::ALL.iter().map(|key| key.name()).collect();
+        keys.extend([SERVE, CRATE]);
+        keys
+    }
+
+    /// Parses one `key = value`. Errors are recorded rather than returned so that parsing goes
+    /// on with the next key; whatever is left of a bad value is skipped by the caller.
+    fn parse_one(&mut self, meta: &ParseNestedMeta<'_>, errors: &mut Errors) {
+        let Some(ident) = meta.path.get_ident() else {
+            return errors.push(unknown_key(&meta.path, &path_to_string(&meta.path)));
+        };
+        let name = ident.to_string();
+        let key = Key::ALL.iter().copied().find(|key| key.name() == name);
+        if key.is_none() && name != SERVE && name != CRATE {
+            return errors.push(unknown_key(ident, &name));
+        }
+        if self.seen.contains(&name) {
+            return errors.push(common::duplicate(&name, ident.span()));
+        }
+        self.seen.push(name.clone());
+        if !meta.input.peek(Token![=]) {
+            return errors.at(
+                ident.span(),
+                format!("expected a value: `{name} = {}`", example(&name)),
+            );
+        }
+        let Some(expr) = errors.ok(meta.value().and_then(|value| value.parse::<Expr>())) else {
+            return;
+        };
+        let expr = value::ungroup(&expr);
+        match key {
+            Some(key) => {
+                if let Some(value) = errors.ok(value::parse(key, expr)) {
+                    self.settings.push(Setting {
+                        key,
+                        value,
+                        span: expr.span(),
+                    });
+                }
+            }
+            None if name == SERVE => self.serve = errors.ok(value::parse_ident(expr)),
+            None => self.krate = errors.ok(value::parse_crate(expr)),
+        }
+    }
+}
+
+fn unknown_key(key: impl ToTokens, name: &str) -> syn::Error {
+    let keys = Args::valid_keys();
+    let keys_list = common::list(&keys);
+    let mut message = format!("unknown `#[balanced]` key `{name}`; valid keys are {keys_list}");
+    if let Some(meant) = common::suggest(name, &keys, ALIASES) {
+        message = format!("unknown `#[balanced]` key `{name}`; did you mean `{meant}`? valid keys are {keys_list}");
+    }
+    syn::Error::new_spanned(key, message)
+}
+
+/// An example value for `name`, for "expected a value" messages.
+fn example(name: &str) -> &'static str {
+    let kind = Key::ALL
+        .iter()
+        .find(|key| key.name() == name)
+        .map(|key| key.kind());
+    match (name, kind) {
+        (SERVE, _) => "serve_admin",
+        (CRATE, _) => "\"my_intralb\"",
+        (_, Some(Kind::Count)) => "100",
+        (_, Some(Kind::Duration)) => "\"5s\"",
+        (_, Some(Kind::Addr)) => "\"127.0.0.1:8080\"",
+        (_, Some(Kind::Bool)) | (_, None) => "true",
+    }
+}
+
+/// Skips what is left of the current `key = value` (after an error, or an unknown key), up to
+/// the next comma, so that parsing resumes at the next key.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        meta.input.parse::<TokenTree>()?;
+    }
+    Ok(())
+}
+
+fn path_to_string(path: &syn::Path) -> String {
+    let segments: Vec<String> = path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    segments.join("::")
+}
