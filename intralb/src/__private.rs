@@ -24,8 +24,43 @@ where
     Fut: Future<Output = S>,
 {
     builder
-        .with_registered_inits()
+        .registered_db_inits()
         .apply_env()?
         .serve_with(router)
         .await
+}
+
+/// The dispatch path alone, for the criterion benchmarks (`benches/`): no HTTP, no router.
+pub mod bench {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::config::Config;
+
+    /// A pool of `workers` workers (all started) with a queue of `queue`.
+    pub struct Pool(Arc<crate::pool::Pool>);
+
+    /// A leased worker; dropping it gives the worker back.
+    pub struct Lease(#[allow(dead_code)] crate::pool::Lease);
+
+    impl Pool {
+        /// Starts the pool (no initializers). Needs a tokio runtime.
+        pub async fn new(workers: usize, queue: usize) -> Pool {
+            let mut config = Config::default();
+            config.max_concurrent = workers;
+            config.min_workers = Some(workers);
+            config.queue = queue;
+            Pool(
+                crate::pool::Pool::start(&config, Vec::new())
+                    .await
+                    .expect("no initializers to fail"),
+            )
+        }
+
+        /// Leases a worker, waiting in the queue if needed; `None` if shed.
+        pub async fn lease(&self) -> Option<Lease> {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+            self.0.acquire(deadline).await.ok().map(Lease)
+        }
+    }
 }

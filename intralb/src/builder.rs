@@ -167,8 +167,9 @@ impl Builder {
         Ok(self)
     }
 
-    /// Adds every initializer declared with `#[db_init]` in the program.
-    pub(crate) fn with_registered_inits(mut self) -> Self {
+    /// Adds every initializer declared with `#[db_init]` in the program (what the `serve` of
+    /// `#[balanced]` does); without it, the builder uses only the initializers given to it.
+    pub fn registered_db_inits(mut self) -> Self {
         self.inits.extend(init::registered());
         self
     }

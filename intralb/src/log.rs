@@ -16,7 +16,7 @@ pub(crate) fn install() {
         _ => (info(), None),
     };
     let installed = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer())
+        .with(tracing_subscriber::fmt::layer().with_ansi(ansi()))
         .with(filter)
         .try_init()
         .is_ok();
@@ -27,4 +27,10 @@ pub(crate) fn install() {
 
 fn info() -> Targets {
     Targets::new().with_default(LevelFilter::INFO)
+}
+
+/// Colours only on a terminal, and never with `NO_COLOR` set.
+fn ansi() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -24,8 +24,14 @@ async fn a_panicking_handler_gets_500_and_its_worker_fresh_resources() {
     let app = {
         let gate = gate.clone();
         Router::new()
-            .route("/generation", get(|db: Db<Generation>| async move { db.0.to_string() }))
-            .route("/hold", get(move |_db: Db<Generation>| async move { gate.pass().await }))
+            .route(
+                "/generation",
+                get(|db: Db<Generation>| async move { db.0.to_string() }),
+            )
+            .route(
+                "/hold",
+                get(move |_db: Db<Generation>| async move { gate.pass().await }),
+            )
             .route(
                 "/panic",
                 get(|_db: Db<Generation>| async move {
@@ -35,7 +41,10 @@ async fn a_panicking_handler_gets_500_and_its_worker_fresh_resources() {
                 }),
             )
     };
-    let builder = Balancer::builder().max_concurrent(2).min_workers(2).db_init(init);
+    let builder = Balancer::builder()
+        .max_concurrent(2)
+        .min_workers(2)
+        .db_init(init);
     let server = start(builder, app).await;
     let client = client();
     // Keep one worker busy throughout: it must be unaffected by the other one's panic.
@@ -48,14 +57,27 @@ async fn a_panicking_handler_gets_500_and_its_worker_fresh_resources() {
     assert_eq!(reply.status, 500);
     assert_eq!(server.stats().panicked, 1);
     server
-        .wait_for("the worker re-initialised", |s| s.idle == 1 && s.starting == 0)
+        .wait_for("the worker re-initialised", |s| {
+            s.idle == 1 && s.starting == 0
+        })
         .await;
-    assert_eq!(inits.load(SeqCst), 3, "the panicked worker's resources were made anew");
+    assert_eq!(
+        inits.load(SeqCst),
+        3,
+        "the panicked worker's resources were made anew"
+    );
     let after = fetch_with(&client, server.addr(), "/generation").await;
-    assert_eq!(after.body, "2", "the request after the panic sees the fresh resource");
+    assert_eq!(
+        after.body, "2",
+        "the request after the panic sees the fresh resource"
+    );
     assert_ne!(after.body, before.body);
 
     gate.open(1);
-    assert_eq!(held.await.unwrap().status, 200, "the other worker's request carried on");
+    assert_eq!(
+        held.await.unwrap().status,
+        200,
+        "the other worker's request carried on"
+    );
     server.stop().await;
 }

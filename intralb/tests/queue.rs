@@ -71,7 +71,11 @@ async fn a_full_queue_sheds_with_503_and_retry_after_without_running_the_router(
     assert_eq!(shed.status, 503);
     assert_eq!(shed.header("retry-after"), Some("1"));
     assert!(shed.body.contains("queue is full"), "{}", shed.body);
-    assert_eq!(calls.load(SeqCst), 0, "a shed request never reaches the router");
+    assert_eq!(
+        calls.load(SeqCst),
+        0,
+        "a shed request never reaches the router"
+    );
     assert_eq!(server.stats().shed, 1);
 
     gate.open(1);
@@ -92,7 +96,11 @@ async fn with_a_zero_queue_nothing_waits() {
     assert_eq!(fetch(server.addr(), "/").await.status, 503);
     gate.open(1);
     assert_eq!(busy.await.unwrap().status, 200);
-    assert_eq!(fetch(server.addr(), "/").await.status, 200, "served again once a worker is free");
+    assert_eq!(
+        fetch(server.addr(), "/").await.status,
+        200,
+        "served again once a worker is free"
+    );
     server.stop().await;
 }
 
@@ -128,7 +136,11 @@ async fn a_request_past_its_deadline_while_running_gets_504_and_is_cancelled() {
         .expect("the handler future was dropped");
     assert_eq!(server.stats().timed_out, 1);
     let reply = fetch(server.addr(), "/").await;
-    assert_eq!((reply.status, reply.body.as_str()), (200, "fast"), "the worker is back");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "fast"),
+        "the worker is back"
+    );
     server.stop().await;
 }
 
@@ -166,7 +178,11 @@ async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
     let expired = fetch(server.addr(), "/").await;
     assert_eq!(expired.status, 503);
     assert_eq!(expired.header("retry-after"), Some("1"));
-    assert!(expired.body.contains("waited in the queue"), "{}", expired.body);
+    assert!(
+        expired.body.contains("waited in the queue"),
+        "{}",
+        expired.body
+    );
     assert_eq!(calls.load(SeqCst), 0, "the handler never ran");
     assert_eq!(server.stats().expired_in_queue, 1);
     release.send(()).unwrap();

@@ -28,9 +28,12 @@ async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut response = Vec::new();
-    within("the server closing the connection", stream.read_to_end(&mut response))
-        .await
-        .unwrap();
+    within(
+        "the server closing the connection",
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .unwrap();
     String::from_utf8_lossy(&response).into_owned()
 }
 
@@ -55,18 +58,26 @@ async fn a_slow_client_holds_no_worker_and_is_disconnected() {
         .header_read_timeout(Duration::from_millis(300));
     let server = start(builder, hello()).await;
     let mut slow = TcpStream::connect(server.addr()).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
 
     // The only worker is free: the half-sent request did not take it.
     assert_eq!(fetch(server.addr(), "/").await.status, 200);
     assert_eq!(server.stats().busy, 0);
 
     let mut rest = Vec::new();
-    within("the slow connection to be closed", slow.read_to_end(&mut rest))
-        .await
-        .unwrap();
+    within(
+        "the slow connection to be closed",
+        slow.read_to_end(&mut rest),
+    )
+    .await
+    .unwrap();
     let rest = String::from_utf8_lossy(&rest);
-    assert!(rest.is_empty() || rest.starts_with("HTTP/1.1 408"), "{rest:?}");
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "{rest:?}"
+    );
     assert_eq!(server.stats().served, 1);
     server.stop().await;
 }

@@ -79,7 +79,11 @@ async fn shutdown_drains_executing_and_queued_requests_and_drops_resources() {
     }
     within("the drain", server.wait()).await.unwrap();
     assert_eq!(inits.load(SeqCst), 2);
-    assert_eq!(drops.load(SeqCst), 2, "every worker's resources were dropped");
+    assert_eq!(
+        drops.load(SeqCst),
+        2,
+        "every worker's resources were dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -95,7 +99,7 @@ async fn requests_still_running_at_the_shutdown_deadline_are_cancelled() {
     let addr = server.addr();
     let stuck = tokio::spawn(async move {
         let req = http::Request::get(format!("http://{addr}/"))
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .body(http_body_util::Full::<bytes::Bytes>::default())
             .unwrap();
         client().request(req).await
     });
@@ -117,8 +121,12 @@ async fn keep_alive_connections_close_after_their_current_response() {
     let builder = Balancer::builder().db_init(counting_init(&inits, &drops));
     let server = start(builder, gated(&gate)).await;
     let mut conn = TcpStream::connect(server.addr()).await.unwrap();
-    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-    server.wait_for("the request running", |s| s.busy == 1).await;
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    server
+        .wait_for("the request running", |s| s.busy == 1)
+        .await;
 
     let server = server.begin_shutdown();
     wait_until_refused(&server).await;
@@ -130,6 +138,9 @@ async fn keep_alive_connections_close_after_their_current_response() {
     let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
     assert!(response.starts_with("http/1.1 200"), "{response}");
     assert!(response.contains("connection: close"), "{response}");
-    assert!(response.ends_with("drained"), "one response, then the close: {response}");
+    assert!(
+        response.ends_with("drained"),
+        "one response, then the close: {response}"
+    );
     within("the drain", server.wait()).await.unwrap();
 }

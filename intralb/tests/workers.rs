@@ -69,7 +69,11 @@ async fn concurrent_requests_run_on_distinct_workers_with_their_own_resources() 
         .min_workers(4)
         .db_init(counts.init());
     let server = start(builder, gated_app(&gate)).await;
-    assert_eq!(counts.inits.load(SeqCst), 4, "one value per worker at start");
+    assert_eq!(
+        counts.inits.load(SeqCst),
+        4,
+        "one value per worker at start"
+    );
 
     let replies: Vec<_> = (0..4).map(|_| spawn_get(server.addr(), "/")).collect();
     server.wait_for("4 busy workers", |s| s.busy == 4).await;
@@ -79,12 +83,23 @@ async fn concurrent_requests_run_on_distinct_workers_with_their_own_resources() 
         let reply = reply.await.unwrap();
         assert_eq!(reply.status, 200);
         let (running, owner) = reply.body.split_once(' ').unwrap();
-        assert_eq!(running, owner, "a request uses the resources of the worker running it");
+        assert_eq!(
+            running, owner,
+            "a request uses the resources of the worker running it"
+        );
         workers.insert(running.to_owned());
     }
-    assert_eq!(workers.len(), 4, "four concurrent requests ran on four workers");
+    assert_eq!(
+        workers.len(),
+        4,
+        "four concurrent requests ran on four workers"
+    );
     server.stop().await;
-    assert_eq!(counts.drops.load(SeqCst), 4, "shutdown drops every worker's resources");
+    assert_eq!(
+        counts.drops.load(SeqCst),
+        4,
+        "shutdown drops every worker's resources"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,7 +127,10 @@ async fn each_worker_has_its_own_sqlite_connection() {
         let reply = reply.await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         let parts: Vec<&str> = reply.body.split(' ').collect();
-        assert_eq!(parts[2], "0", "a worker's connection holds only its own rows");
+        assert_eq!(
+            parts[2], "0",
+            "a worker's connection holds only its own rows"
+        );
         seen.entry(parts[0].to_owned())
             .or_default()
             .push(parts[1].parse().unwrap());
@@ -120,7 +138,10 @@ async fn each_worker_has_its_own_sqlite_connection() {
     for (worker, mut counts) in seen {
         counts.sort_unstable();
         let expected: Vec<i64> = (1..=counts.len() as i64).collect();
-        assert_eq!(counts, expected, "worker {worker} saw every insert of its own, in turn");
+        assert_eq!(
+            counts, expected,
+            "worker {worker} saw every insert of its own, in turn"
+        );
     }
     server.stop().await;
 }
@@ -154,7 +175,11 @@ async fn at_most_max_concurrent_requests_execute_at_once() {
     for reply in replies {
         assert_eq!(reply.await.unwrap().status, 200);
     }
-    assert_eq!(peak.load(SeqCst), 3, "the queued requests ran only as workers freed up");
+    assert_eq!(
+        peak.load(SeqCst),
+        3,
+        "the queued requests ran only as workers freed up"
+    );
     let stats = server.stats();
     assert_eq!(stats.served, 8);
     assert_eq!(stats.service_time.count, 8);
@@ -164,7 +189,10 @@ async fn at_most_max_concurrent_requests_execute_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sequential_requests_reuse_the_most_recently_used_worker() {
-    let app = Router::new().route("/", get(|worker: WorkerId| async move { worker.to_string() }));
+    let app = Router::new().route(
+        "/",
+        get(|worker: WorkerId| async move { worker.to_string() }),
+    );
     let server = start(Balancer::builder().max_concurrent(4).min_workers(4), app).await;
     let client = client();
     let first = fetch_with(&client, server.addr(), "/").await.body;
@@ -189,7 +217,11 @@ async fn workers_start_on_demand_and_retire_when_idle() {
     let replies: Vec<_> = (0..4).map(|_| spawn_get(server.addr(), "/")).collect();
     let stats = server.wait_for("4 busy workers", |s| s.busy == 4).await;
     assert_eq!(stats.workers, 4);
-    assert_eq!(counts.inits.load(SeqCst), 4, "each new worker ran the initializer");
+    assert_eq!(
+        counts.inits.load(SeqCst),
+        4,
+        "each new worker ran the initializer"
+    );
     gate.open(4);
     for reply in replies {
         assert_eq!(reply.await.unwrap().status, 200);
@@ -198,7 +230,11 @@ async fn workers_start_on_demand_and_retire_when_idle() {
         .wait_for("surplus workers to retire", |s| s.workers == 1)
         .await;
     assert_eq!(stats.idle, 1);
-    assert_eq!(counts.drops.load(SeqCst), 3, "retired workers dropped their resources");
+    assert_eq!(
+        counts.drops.load(SeqCst),
+        3,
+        "retired workers dropped their resources"
+    );
     server.stop().await;
 }
 
@@ -224,14 +260,20 @@ async fn a_failing_initializer_for_a_new_worker_is_counted_and_retried() {
             .route("/hold", get(move || async move { gate.pass().await }))
             .route("/", get(|db: Db<WorkerId>| async move { db.to_string() }))
     };
-    let builder = Balancer::builder().max_concurrent(2).min_workers(1).db_init(init);
+    let builder = Balancer::builder()
+        .max_concurrent(2)
+        .min_workers(1)
+        .db_init(init);
     let server = start(builder, app).await;
     let hold = spawn_get(server.addr(), "/hold");
     server.wait_for("worker 0 busy", |s| s.busy == 1).await;
 
     let reply = fetch(server.addr(), "/").await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, "1", "served by the new worker once its initializer succeeded");
+    assert_eq!(
+        reply.body, "1",
+        "served by the new worker once its initializer succeeded"
+    );
     assert_eq!(server.stats().init_failures, 2);
     gate.open(1);
     assert_eq!(hold.await.unwrap().status, 200);
@@ -248,7 +290,10 @@ async fn a_failing_initializer_at_startup_is_an_error_naming_it() {
     };
     assert_eq!(err.kind(), ErrorKind::Init);
     let message = err.to_string();
-    assert!(message.contains("broken"), "names the initializer: {message}");
+    assert!(
+        message.contains("broken"),
+        "names the initializer: {message}"
+    );
     assert!(message.contains("disk full"), "says why: {message}");
 }
 

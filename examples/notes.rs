@@ -1,0 +1,111 @@
+//! A JSON notes API on SQLite, with one connection per worker.
+//!
+//! ```text
+//! cargo run --example notes
+//! curl -X POST localhost:8080/notes -H 'content-type: application/json' -d '{"body":"hi"}'
+//! curl localhost:8080/notes
+//! ```
+//! The database is `notes.db`, or the file named by `NOTES_DB`.
+
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use intralb::{Db, WorkerId};
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize)]
+struct Note {
+    id: i64,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    body: String,
+}
+
+type Reply<T> = Result<T, (StatusCode, String)>;
+
+fn internal(error: rusqlite::Error) -> (StatusCode, String) {
+    tracing::error!(%error, "database error");
+    (StatusCode::INTERNAL_SERVER_ERROR, "database error\n".into())
+}
+
+/// Every worker opens its own connection to the same file.
+#[intralb::db_init]
+fn open(_worker: WorkerId) -> rusqlite::Result<Connection> {
+    let path = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+    )?;
+    Ok(conn)
+}
+
+async fn create(db: Db<Connection>, Json(new): Json<NewNote>) -> Reply<(StatusCode, Json<Note>)> {
+    let id = db
+        .query_row(
+            "INSERT INTO notes (body) VALUES (?1) RETURNING id",
+            [&new.body],
+            |row| row.get(0),
+        )
+        .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(Note { id, body: new.body })))
+}
+
+async fn list(db: Db<Connection>) -> Reply<Json<Vec<Note>>> {
+    let mut query = db
+        .prepare_cached("SELECT id, body FROM notes ORDER BY id")
+        .map_err(internal)?;
+    let notes = query
+        .query_map([], |row| {
+            Ok(Note {
+                id: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(internal)?;
+    Ok(Json(notes))
+}
+
+async fn fetch(db: Db<Connection>, Path(id): Path<i64>) -> Reply<Json<Note>> {
+    db.query_row("SELECT id, body FROM notes WHERE id = ?1", [id], |row| {
+        Ok(Note {
+            id: row.get(0)?,
+            body: row.get(1)?,
+        })
+    })
+    .optional()
+    .map_err(internal)?
+    .map(Json)
+    .ok_or((StatusCode::NOT_FOUND, format!("no note {id}\n")))
+}
+
+async fn delete(db: Db<Connection>, Path(id): Path<i64>) -> Reply<StatusCode> {
+    match db
+        .execute("DELETE FROM notes WHERE id = ?1", [id])
+        .map_err(internal)?
+    {
+        0 => Err((StatusCode::NOT_FOUND, format!("no note {id}\n"))),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+#[intralb::balanced(max_concurrent = 32, queue = 256, timeout = "10s", log = true)]
+fn app() -> Router {
+    Router::new()
+        .route("/notes", get(list).post(create))
+        .route("/notes/{id}", get(fetch).delete(delete))
+}
+
+#[tokio::main]
+async fn main() -> intralb::Result<()> {
+    serve().await
+}
