@@ -87,7 +87,8 @@ impl Config {
             self.origins.timeout = env_origin("INTRALB_TIMEOUT", v);
         }
         if let Some(v) = get("INTRALB_SHUTDOWN_TIMEOUT") {
-            self.shutdown_timeout = parse_duration("INTRALB_SHUTDOWN_TIMEOUT", "shutdown_timeout", &v)?;
+            self.shutdown_timeout =
+                parse_duration("INTRALB_SHUTDOWN_TIMEOUT", "shutdown_timeout", &v)?;
         }
         if let Some(v) = get("INTRALB_IDLE_TIMEOUT") {
             self.idle_timeout = parse_duration("INTRALB_IDLE_TIMEOUT", "idle_timeout", &v)?;
@@ -240,17 +241,26 @@ mod tests {
                 .contains("min_workers (200) is greater than max_concurrent (100)"),
             "{err}"
         );
-        assert!(err.to_string().contains("INTRALB_MIN_WORKERS=\"200\""), "{err}");
+        assert!(
+            err.to_string().contains("INTRALB_MIN_WORKERS=\"200\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_unknown_duration_unit_is_rejected() {
         let err = with_env(&[("INTRALB_TIMEOUT", "5 fortnights")]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("INTRALB_TIMEOUT=\"5 fortnights\" is not a valid timeout: "), "{msg}");
+        assert!(
+            msg.starts_with("INTRALB_TIMEOUT=\"5 fortnights\" is not a valid timeout: "),
+            "{msg}"
+        );
         assert!(msg.contains("\"250ms\""), "{msg}");
         let err = with_env(&[("INTRALB_IDLE_TIMEOUT", "30")]).unwrap_err();
-        assert!(err.to_string().starts_with("INTRALB_IDLE_TIMEOUT=\"30\""), "{err}");
+        assert!(
+            err.to_string().starts_with("INTRALB_IDLE_TIMEOUT=\"30\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -262,7 +272,11 @@ mod tests {
     #[test]
     fn bad_addr_and_log_values_are_rejected() {
         let err = with_env(&[("INTRALB_ADDR", "localhost")]).unwrap_err();
-        assert!(err.to_string().starts_with("INTRALB_ADDR=\"localhost\" is not a valid addr"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("INTRALB_ADDR=\"localhost\" is not a valid addr"),
+            "{err}"
+        );
         let err = with_env(&[("INTRALB_LOG", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("expected true or false"), "{err}");
     }

@@ -121,7 +121,10 @@ impl Initializer {
 }
 
 /// Runs every initializer for one worker, in order.
-pub(crate) async fn run_all(inits: &[Initializer], worker: WorkerId) -> Result<Resources, InitError> {
+pub(crate) async fn run_all(
+    inits: &[Initializer],
+    worker: WorkerId,
+) -> Result<Resources, InitError> {
     let mut slots = Vec::with_capacity(inits.len());
     for init in inits {
         match init.run(worker).await {
@@ -201,7 +204,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_initializer_is_an_error_not_a_crash() {
-        let init = Initializer::sync("app::boom", |_| -> Result<u8, BoxError> { panic!("no disk") });
+        let init = Initializer::sync("app::boom", |_| -> Result<u8, BoxError> {
+            panic!("no disk")
+        });
         let err = run_all(&[init], WorkerId::new(0)).await.unwrap_err();
         assert_eq!(err.initializer, "app::boom");
         assert_eq!(err.source.to_string(), "initializer panicked: no disk");

@@ -44,10 +44,15 @@ impl Answer {
             ),
             Answer::Failed => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
         };
-        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+            text.as_bytes(),
+        ))));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -94,7 +94,11 @@ pub(crate) async fn run<S: RouterService>(
     pool.close().await;
     let drained = pool.counters.answered() - answered_before;
     if aborted > 0 {
-        tracing::warn!(drained, aborted, "shutdown: requests still running at the deadline were cancelled");
+        tracing::warn!(
+            drained,
+            aborted,
+            "shutdown: requests still running at the deadline were cancelled"
+        );
     } else {
         tracing::info!(drained, aborted, "shutdown complete");
     }
@@ -104,7 +108,10 @@ pub(crate) async fn run<S: RouterService>(
 /// are the process's, so back off instead of spinning.
 async fn accept_failed(error: io::Error) {
     use io::ErrorKind::*;
-    if matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
         return;
     }
     tracing::error!(%error, "accepting a connection failed; retrying in 50ms");

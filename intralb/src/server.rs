@@ -50,8 +50,11 @@ impl Server {
     /// Only if the server task itself panicked, which is a bug in intralb.
     pub async fn wait(self) -> Result<()> {
         self.task.await.map_err(|join| {
-            Error::new(ErrorKind::Io, "the server task failed; this is a bug in intralb")
-                .with_source(join)
+            Error::new(
+                ErrorKind::Io,
+                "the server task failed; this is a bug in intralb",
+            )
+            .with_source(join)
         })
     }
 }
