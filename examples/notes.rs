@@ -5,8 +5,10 @@
 //! curl -X POST localhost:8080/notes -H 'content-type: application/json' -d '{"body":"hi"}'
 //! curl localhost:8080/notes
 //! ```
-//! The database is `notes.db`, or the file named by `NOTES_DB`.
+//! The database is `notes.db`, or the file named by `NOTES_DB`. `/healthz`, `/readyz` and
+//! `/metrics` are answered by intralb itself.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::Path;
@@ -41,6 +43,12 @@ fn open(_worker: WorkerId) -> rusqlite::Result<Connection> {
     let path = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Workers start concurrently, and SQLite refuses (rather than waits on) a second switch to
+    // WAL in progress: one worker at a time sets the file up.
+    static SETUP: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = SETUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
@@ -98,7 +106,15 @@ async fn delete(db: Db<Connection>, Path(id): Path<i64>) -> Reply<StatusCode> {
     }
 }
 
-#[intralb::balanced(max_concurrent = 32, queue = 256, timeout = "10s", log = true)]
+#[intralb::balanced(
+    max_concurrent = 32,
+    queue = 256,
+    timeout = "10s",
+    health = "/healthz",
+    ready = "/readyz",
+    metrics = "/metrics",
+    log = true
+)]
 fn app() -> Router {
     Router::new()
         .route("/notes", get(list).post(create))

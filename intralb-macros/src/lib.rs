@@ -86,6 +86,11 @@ use proc_macro::TokenStream;
 /// | `idle_timeout` | duration string: idle time after which a worker above `min_workers` stops | `"60s"` | `INTRALB_IDLE_TIMEOUT` |
 /// | `addr` | socket address string, e.g. `"0.0.0.0:8080"` or `"[::1]:3000"` | `"127.0.0.1:8080"` | `INTRALB_ADDR` |
 /// | `log` | `true` or `false`: install a default `tracing` subscriber (filtered by `RUST_LOG`) unless the program has one | `false` | `INTRALB_LOG` |
+/// | `metrics` | path string, e.g. `"/metrics"`: serve Prometheus metrics there (answered without taking a worker) | off | `INTRALB_METRICS` |
+/// | `health` | path string, e.g. `"/healthz"`: answer `200` while the process serves | off | `INTRALB_HEALTH` |
+/// | `ready` | path string, e.g. `"/readyz"`: answer `200` while accepting, `503` once a drain starts | off | `INTRALB_READY` |
+/// | `drain_delay` | duration string: on a shutdown signal, keep serving (not ready) this long before closing the listener | `"0s"` | `INTRALB_DRAIN_DELAY` |
+/// | `reuse_port` | `true` or `false`: bind with `SO_REUSEPORT`, so a new process can share the port during a restart | `false` | `INTRALB_REUSE_PORT` |
 /// | `serve` | identifier: the name of the generated function | `serve` | — |
 /// | `crate` | string holding the path of the `intralb` crate, e.g. `"my_intralb"` | `"intralb"` | — |
 ///

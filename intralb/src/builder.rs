@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::dispatch::Shared;
 use crate::error::{BoxError, Error, Result};
 use crate::init::{self, Initializer};
 use crate::pool::Pool;
+use crate::probes::Probes;
 use crate::router::RouterService;
 use crate::serve::{self, ServeOptions};
 use crate::server::Server;
@@ -122,6 +124,43 @@ impl Builder {
         self
     }
 
+    /// Serves Prometheus metrics at `path` (e.g. `"/metrics"`), answered by the balancer itself
+    /// without taking a worker. Installs a Prometheus recorder for the `metrics` facade unless
+    /// the program installed its own recorder, which then receives intralb's metrics instead.
+    pub fn metrics(mut self, path: impl Into<String>) -> Self {
+        self.config.metrics = Some(path.into());
+        self
+    }
+
+    /// Answers `200` at `path` (e.g. `"/healthz"`) while the process serves, without taking a
+    /// worker or a queue place.
+    pub fn health(mut self, path: impl Into<String>) -> Self {
+        self.config.health = Some(path.into());
+        self
+    }
+
+    /// Answers `200` at `path` (e.g. `"/readyz"`) while accepting, and `503` from the moment a
+    /// drain starts, without taking a worker or a queue place.
+    pub fn ready(mut self, path: impl Into<String>) -> Self {
+        self.config.ready = Some(path.into());
+        self
+    }
+
+    /// On shutdown, first keep serving this long with readiness at `503` and `Connection: close`
+    /// on responses, so a load balancer stops routing here; then stop accepting and drain
+    /// (default 0).
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.config.drain_delay = delay;
+        self
+    }
+
+    /// Binds with `SO_REUSEPORT` (Unix), so a new process can listen on the same port while this
+    /// one drains (default `false`).
+    pub fn reuse_port(mut self, enabled: bool) -> Self {
+        self.config.reuse_port = enabled;
+        self
+    }
+
     /// Adds a blocking per-worker initializer; handlers reach its value through `Db<T>`.
     ///
     /// It runs on tokio's blocking pool whenever a worker starts, and its value is dropped when
@@ -197,18 +236,29 @@ impl Builder {
         }
         let (shared, options) = self.start().await?;
         let router = router.await;
-        let addr = self.config.addr;
-        let listener = match TcpListener::bind(addr).await {
+        let listener = match self.bind() {
             Ok(listener) => listener,
             Err(error) => {
                 shared.pool.close().await;
-                return Err(Error::bind(addr, error));
+                return Err(error);
             }
         };
-        let bound = listener.local_addr().unwrap_or(addr);
+        let bound = listener.local_addr().unwrap_or(self.config.addr);
         tracing::info!(addr = %bound, "listening on http://{bound}");
         serve::run(listener, shared, router, options, serve::shutdown_signal()).await;
         Ok(())
+    }
+
+    /// Binds the listener [`serve`](Self::serve) would use: the socket inherited through
+    /// `LISTEN_FDS` (systemd socket activation) if there is one, else `addr`, with
+    /// `SO_REUSEPORT` if [`reuse_port`](Self::reuse_port) is set. Pass it to
+    /// [`spawn`](Self::spawn) to serve it.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound, or the inherited socket is unusable.
+    pub fn bind(&self) -> Result<TcpListener> {
+        crate::listener::bind(&self.config)
     }
 
     /// Serves `router` on an already bound `listener` until `shutdown` resolves, then drains.
@@ -256,14 +306,24 @@ impl Builder {
     async fn start(&self) -> Result<(Arc<Shared>, ServeOptions)> {
         self.config.validate()?;
         init::check_unique(&self.inits)?;
+        let probes = Probes::new(&self.config);
+        // Before the pool registers its metrics handles, so they bind to this recorder.
+        #[cfg(feature = "prometheus")]
+        if probes.metrics_enabled() {
+            crate::metrics::prometheus::install();
+        }
         let pool = Pool::start(&self.config, self.inits.clone()).await?;
+        tokio::spawn(crate::metrics::sample_gauges(Arc::downgrade(&pool)));
         let shared = Arc::new(Shared {
             pool,
             timeout: self.config.timeout,
+            probes,
+            draining: AtomicBool::new(false),
         });
         let options = ServeOptions {
             header_read_timeout: self.config.header_read_timeout,
             shutdown_timeout: self.config.shutdown_timeout,
+            drain_delay: self.config.drain_delay,
         };
         Ok((shared, options))
     }

@@ -40,6 +40,11 @@ pub(crate) struct Config {
     pub(crate) header_read_timeout: Duration,
     pub(crate) addr: SocketAddr,
     pub(crate) log: bool,
+    pub(crate) metrics: Option<String>,
+    pub(crate) health: Option<String>,
+    pub(crate) ready: Option<String>,
+    pub(crate) drain_delay: Duration,
+    pub(crate) reuse_port: bool,
     origins: Origins,
 }
 
@@ -62,6 +67,11 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log: false,
+            metrics: None,
+            health: None,
+            ready: None,
+            drain_delay: Duration::ZERO,
+            reuse_port: false,
             origins: Origins::default(),
         }
     }
@@ -98,6 +108,21 @@ impl Config {
         }
         if let Some(v) = get("INTRALB_LOG") {
             self.log = parse_bool("INTRALB_LOG", &v)?;
+        }
+        if let Some(v) = get("INTRALB_METRICS") {
+            self.metrics = Some(parse_path("INTRALB_METRICS", &v)?);
+        }
+        if let Some(v) = get("INTRALB_HEALTH") {
+            self.health = Some(parse_path("INTRALB_HEALTH", &v)?);
+        }
+        if let Some(v) = get("INTRALB_READY") {
+            self.ready = Some(parse_path("INTRALB_READY", &v)?);
+        }
+        if let Some(v) = get("INTRALB_DRAIN_DELAY") {
+            self.drain_delay = parse_duration("INTRALB_DRAIN_DELAY", "drain_delay", &v)?;
+        }
+        if let Some(v) = get("INTRALB_REUSE_PORT") {
+            self.reuse_port = parse_bool("INTRALB_REUSE_PORT", &v)?;
         }
         Ok(())
     }
@@ -161,12 +186,23 @@ fn parse_duration(var: &str, what: &str, value: &str) -> Result<Duration> {
     })
 }
 
+fn parse_path(var: &str, value: &str) -> Result<String> {
+    let path = value.trim();
+    if path.starts_with('/') && !path.contains(char::is_whitespace) {
+        Ok(path.to_owned())
+    } else {
+        Err(Error::config(format!(
+            "{var}={value:?} is not a valid path: expected one that starts with `/` and has no spaces, such as \"/metrics\""
+        )))
+    }
+}
+
 fn parse_bool(var: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(Error::config(format!(
-            "{var}={value:?} is not a valid log flag: expected true or false"
+            "{var}={value:?} is not a valid flag: expected true or false"
         ))),
     }
 }
@@ -197,6 +233,11 @@ mod tests {
             ("INTRALB_IDLE_TIMEOUT", "1m"),
             ("INTRALB_ADDR", "0.0.0.0:9000"),
             ("INTRALB_LOG", "true"),
+            ("INTRALB_METRICS", "/metrics"),
+            ("INTRALB_HEALTH", "/healthz"),
+            ("INTRALB_READY", "/readyz"),
+            ("INTRALB_DRAIN_DELAY", "2s"),
+            ("INTRALB_REUSE_PORT", "1"),
         ])
         .unwrap();
         assert_eq!(config.max_concurrent, 7);
@@ -207,6 +248,21 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.addr, "0.0.0.0:9000".parse().unwrap());
         assert!(config.log);
+        assert_eq!(config.metrics.as_deref(), Some("/metrics"));
+        assert_eq!(config.health.as_deref(), Some("/healthz"));
+        assert_eq!(config.ready.as_deref(), Some("/readyz"));
+        assert_eq!(config.drain_delay, Duration::from_secs(2));
+        assert!(config.reuse_port);
+    }
+
+    #[test]
+    fn a_path_must_start_with_a_slash() {
+        let err = with_env(&[("INTRALB_READY", "readyz")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INTRALB_READY=\"readyz\" is not a valid path"),
+            "{err}"
+        );
     }
 
     #[test]

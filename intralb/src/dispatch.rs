@@ -3,24 +3,36 @@
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::header::{HeaderValue, CONNECTION};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::catch_unwind::{panic_message, CatchUnwind};
 use crate::pool::{Pool, Rejected};
+use crate::probes::Probes;
 use crate::response::{Answer, ResponseBody};
 use crate::router::RouterService;
-use crate::stats::Counters;
+use crate::stats::Outcome;
 
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) pool: Arc<Pool>,
     pub(crate) timeout: Duration,
+    pub(crate) probes: Probes,
+    /// Set when a shutdown begins: readiness answers 503 and connections are asked to close.
+    pub(crate) draining: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
 }
 
 /// The hyper service each connection runs: the balancer in front of a clone of the router.
@@ -43,6 +55,26 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
 
 async fn dispatch<S: RouterService>(
     shared: &Shared,
+    router: S,
+    req: Request<Incoming>,
+) -> Response<ResponseBody<S::Body>> {
+    if let Some(answer) = shared.probes.answer(shared, req.uri().path()) {
+        return answer;
+    }
+    let http1 = req.version() < Version::HTTP_2;
+    let mut response = run(shared, router, req).await;
+    // While draining, HTTP/1 clients are told to reconnect (elsewhere); HTTP/2 gets GOAWAY.
+    if http1 && shared.is_draining() {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Admission, a worker, and the router under the deadline and the panic guard.
+async fn run<S: RouterService>(
+    shared: &Shared,
     mut router: S,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody<S::Body>> {
@@ -54,11 +86,11 @@ async fn dispatch<S: RouterService>(
     let mut lease = match pool.acquire(deadline).await {
         Ok(lease) => lease,
         Err(Rejected::Shed) => {
-            counters.shed();
+            counters.count(Outcome::Shed);
             return Answer::Shed.into_response();
         }
         Err(Rejected::Expired) => {
-            Counters::bump(&counters.expired_in_queue);
+            counters.count(Outcome::ExpiredInQueue);
             return Answer::ExpiredInQueue.into_response();
         }
         Err(Rejected::Closed) => return Answer::ShuttingDown.into_response(),
@@ -89,17 +121,17 @@ async fn dispatch<S: RouterService>(
     let service_time = started.elapsed();
     let response = match outcome {
         Ok(Ok(Ok(response))) => {
-            Counters::bump(&counters.served);
+            counters.count(Outcome::Served);
             response.map(ResponseBody::Left)
         }
         Ok(Ok(Err(error))) => {
-            Counters::bump(&counters.failed);
+            counters.count(Outcome::Failed);
             let error = error.into();
             tracing::error!(parent: &span, %error, "the router returned an error");
             Answer::Failed.into_response()
         }
         Ok(Err(panic)) => {
-            Counters::bump(&counters.panicked);
+            counters.count(Outcome::Panicked);
             lease.poison();
             tracing::error!(
                 parent: &span,
@@ -110,7 +142,7 @@ async fn dispatch<S: RouterService>(
             Answer::Failed.into_response()
         }
         Err(_deadline) => {
-            Counters::bump(&counters.timed_out);
+            counters.count(Outcome::TimedOut);
             tracing::debug!(parent: &span, "deadline passed while running; handler cancelled");
             Answer::TimedOut.into_response()
         }

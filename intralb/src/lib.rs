@@ -62,9 +62,17 @@
 //! | `idle_timeout` | 60s | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
 //! | `addr` | 127.0.0.1:8080 | `INTRALB_ADDR` | listening address |
 //! | `log` | false | `INTRALB_LOG` | install a default `tracing` subscriber |
+//! | `metrics` | off | `INTRALB_METRICS` | path of a Prometheus endpoint (answered without a worker) |
+//! | `health` | off | `INTRALB_HEALTH` | path answering `200` while serving |
+//! | `ready` | off | `INTRALB_READY` | path answering `200`, then `503` once a drain starts |
+//! | `drain_delay` | 0s | `INTRALB_DRAIN_DELAY` | on shutdown, serve on (not ready) before closing |
+//! | `reuse_port` | false | `INTRALB_REUSE_PORT` | bind with `SO_REUSEPORT` |
 //!
 //! Durations are written `250ms`, `5s`, `1m`. An invalid value makes `serve` return an error
 //! naming the variable, before anything is bound.
+//!
+//! Deployment behind nginx, Envoy or Kubernetes (readiness, drain, metrics, restarts) is
+//! described in `docs/deploy.md`.
 //!
 //! # Without axum
 //!
@@ -83,8 +91,11 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod init;
+mod listener;
 mod log;
+mod metrics;
 mod pool;
+mod probes;
 mod resources;
 mod response;
 mod router;
@@ -101,6 +112,7 @@ pub use db::{Db, Rejection};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
 pub use router::RouterService;
+pub use serve::shutdown_signal;
 pub use server::Server;
 pub use stats::{Percentiles, Stats};
 pub use worker_id::WorkerId;

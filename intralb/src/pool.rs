@@ -131,7 +131,7 @@ impl Pool {
             match result {
                 Ok(resources) => pool.ready(id, resources.into()),
                 Err(err) => {
-                    Counters::bump(&pool.counters.init_failures);
+                    pool.counters.init_failed();
                     starting.abort_all();
                     pool.close().await;
                     return Err(err.into_error(id));
@@ -314,6 +314,10 @@ impl Pool {
         stats
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Requests holding a worker or waiting for one.
     pub(crate) fn in_flight(&self) -> usize {
         let stats = self.stats();
@@ -381,7 +385,7 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId) {
         match init::run_all(&pool.inits, id).await {
             Ok(resources) => return pool.ready(id, resources.into()),
             Err(err) => {
-                Counters::bump(&pool.counters.init_failures);
+                pool.counters.init_failed();
                 tracing::error!(
                     worker = %id,
                     initializer = err.initializer,

@@ -25,7 +25,7 @@ pub(crate) enum Answer {
 
 impl Answer {
     pub(crate) fn into_response<B>(self) -> Response<ResponseBody<B>> {
-        let (status, text): (StatusCode, &'static str) = match self {
+        let (status, message): (StatusCode, &'static str) = match self {
             Answer::Shed => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded: every worker is busy and the queue is full; retry later\n",
@@ -44,15 +44,8 @@ impl Answer {
             ),
             Answer::Failed => (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n"),
         };
-        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-            text.as_bytes(),
-        ))));
-        *response.status_mut() = status;
+        let mut response = text(status, Bytes::from_static(message.as_bytes()));
         let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -61,4 +54,15 @@ impl Answer {
         }
         response
     }
+}
+
+/// A short plain-text answer.
+pub(crate) fn text<B>(status: StatusCode, body: Bytes) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }

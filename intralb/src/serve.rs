@@ -2,14 +2,16 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::dispatch::{Dispatch, Shared};
@@ -19,10 +21,13 @@ use crate::router::RouterService;
 pub(crate) struct ServeOptions {
     pub(crate) header_read_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) drain_delay: Duration,
 }
 
-/// Serves `listener` until `shutdown` resolves, then drains: stop accepting, let executing and
-/// queued requests finish within `shutdown_timeout`, cancel the rest, drop the workers.
+/// Serves `listener` until `shutdown` resolves, then drains: readiness turns 503 and responses
+/// ask for `Connection: close`, serving goes on for `drain_delay`, then accepting stops, executing
+/// and queued requests finish within `shutdown_timeout`, the rest are cancelled, the workers
+/// dropped.
 pub(crate) async fn run<S: RouterService>(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -38,38 +43,37 @@ pub(crate) async fn run<S: RouterService>(
 
     let graceful = GracefulShutdown::new();
     let (abort_tx, abort_rx) = watch::channel(false);
-    let mut shutdown = pin!(shutdown);
+    let connections = Connections {
+        http,
+        graceful: &graceful,
+        abort: abort_rx,
+    };
+    let stop_accepting = async {
+        shutdown.await;
+        shared.draining.store(true, Ordering::Relaxed);
+        if !options.drain_delay.is_zero() {
+            tracing::info!(
+                drain_delay = ?options.drain_delay,
+                "draining: readiness answers 503; serving on before closing the listener"
+            );
+            tokio::time::sleep(options.drain_delay).await;
+        }
+    };
+    let mut stop_accepting = pin!(stop_accepting);
     loop {
-        let (stream, peer) = tokio::select! {
+        tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = &mut stop_accepting => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
+                Ok((stream, peer)) => connections.serve(stream, peer, &shared, &router),
+                Err(error) => accept_failed(error).await,
             },
-        };
-        // Small responses must not wait for Nagle's algorithm.
-        let _ = stream.set_nodelay(true);
-        let dispatch = Dispatch {
-            shared: Arc::clone(&shared),
-            router: router.clone(),
-        };
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
-        let conn = graceful.watch(conn.into_owned());
-        let mut abort = abort_rx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                result = conn => if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
-                },
-                _ = abort.wait_for(|abort| *abort) => {
-                    tracing::debug!(%peer, "connection aborted at the shutdown deadline");
-                }
-            }
-        });
+        }
+    }
+    // Connections the kernel already completed are served rather than reset by the close.
+    while let Ok(Ok((stream, peer))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await
+    {
+        connections.serve(stream, peer, &shared, &router);
     }
 
     // Closing the listener refuses new connections at once.
@@ -104,6 +108,46 @@ pub(crate) async fn run<S: RouterService>(
     }
 }
 
+/// Spawns one task per connection, watched for the graceful shutdown and abortable at its
+/// deadline.
+struct Connections<'a> {
+    http: auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+    abort: watch::Receiver<bool>,
+}
+
+impl Connections<'_> {
+    fn serve<S: RouterService>(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shared: &Arc<Shared>,
+        router: &S,
+    ) {
+        // Small responses must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let dispatch = Dispatch {
+            shared: Arc::clone(shared),
+            router: router.clone(),
+        };
+        let conn = self
+            .http
+            .serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
+        let conn = self.graceful.watch(conn.into_owned());
+        let mut abort = self.abort.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = conn => if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                },
+                _ = abort.wait_for(|abort| *abort) => {
+                    tracing::debug!(%peer, "connection aborted at the shutdown deadline");
+                }
+            }
+        });
+    }
+}
+
 /// Errors on one incoming connection are that connection's; others (out of file descriptors)
 /// are the process's, so back off instead of spinning.
 async fn accept_failed(error: io::Error) {
@@ -118,8 +162,13 @@ async fn accept_failed(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Resolves at the first SIGINT or SIGTERM; a second one ends the process at once.
-pub(crate) async fn shutdown_signal() {
+/// Resolves at the first SIGINT or SIGTERM; a second one then ends the process at once (exit
+/// status 130), without draining.
+///
+/// This is what [`Builder::serve`](crate::Builder::serve) waits for; pass it to
+/// [`Builder::spawn`](crate::Builder::spawn) to get the same behaviour with a listener of your
+/// own.
+pub async fn shutdown_signal() {
     signal().await;
     tracing::info!("shutdown signal received; a second one exits at once");
     tokio::spawn(async {

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::metrics::Metrics;
+
 /// A point-in-time view of the balancer.
 ///
 /// Counters count since start; gauges (`workers`, `busy`, …) are what was true at the moment
@@ -72,16 +74,45 @@ impl Percentiles {
     }
 }
 
-/// The live counters, shared by every connection.
+/// How intralb answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Served,
+    Shed,
+    ExpiredInQueue,
+    TimedOut,
+    Panicked,
+    Failed,
+}
+
+impl Outcome {
+    pub(crate) const ALL: [Outcome; 6] = [
+        Outcome::Served,
+        Outcome::Shed,
+        Outcome::ExpiredInQueue,
+        Outcome::TimedOut,
+        Outcome::Panicked,
+        Outcome::Failed,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Outcome::Served => "served",
+            Outcome::Shed => "shed",
+            Outcome::ExpiredInQueue => "expired_in_queue",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Panicked => "panicked",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// The live counters, shared by every connection: for [`Stats`], and for the `metrics` facade.
 pub(crate) struct Counters {
-    pub(crate) served: AtomicU64,
-    pub(crate) shed: AtomicU64,
-    pub(crate) expired_in_queue: AtomicU64,
-    pub(crate) timed_out: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) init_failures: AtomicU64,
+    outcomes: [AtomicU64; Outcome::ALL.len()],
+    init_failures: AtomicU64,
     latency: Mutex<Latency>,
+    pub(crate) metrics: Metrics,
     start: Instant,
     last_shed_warning_ms: AtomicU64,
     shed_at_last_warning: AtomicU64,
@@ -104,39 +135,48 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Counters {
+    /// Registers the metrics handles: call it after any recorder is installed.
     pub(crate) fn new() -> Self {
         Counters {
-            served: AtomicU64::new(0),
-            shed: AtomicU64::new(0),
-            expired_in_queue: AtomicU64::new(0),
-            timed_out: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            outcomes: Default::default(),
             init_failures: AtomicU64::new(0),
             latency: Mutex::new(Latency {
                 queue_wait: histogram(),
                 service_time: histogram(),
             }),
+            metrics: Metrics::register(),
             start: Instant::now(),
             last_shed_warning_ms: AtomicU64::new(0),
             shed_at_last_warning: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    /// Counts one answered request.
+    pub(crate) fn count(&self, outcome: Outcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
+        self.metrics.outcome(outcome).increment(1);
+        if outcome == Outcome::Shed {
+            self.warn_while_shedding();
+        }
+    }
+
+    pub(crate) fn init_failed(&self) {
+        self.init_failures.fetch_add(1, Relaxed);
+        self.metrics.init_failures.increment(1);
     }
 
     /// Records one request that a worker ran.
     pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
+        self.metrics.queue_wait.record(queue_wait);
+        self.metrics.service_time.record(service_time);
         let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         latency.queue_wait.saturating_record(micros(queue_wait));
         latency.service_time.saturating_record(micros(service_time));
     }
 
-    /// Counts a shed request; warns at most once a second while shedding goes on.
-    pub(crate) fn shed(&self) {
-        let total = self.shed.fetch_add(1, Relaxed) + 1;
+    /// Warns at most once a second while shedding goes on.
+    fn warn_while_shedding(&self) {
+        let total = self.get(Outcome::Shed);
         let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_shed_warning_ms.load(Relaxed);
         if (last == 0 || now >= last + 1000)
@@ -153,28 +193,22 @@ impl Counters {
         }
     }
 
+    fn get(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome as usize].load(Relaxed)
+    }
+
     /// Requests answered so far, by anyone.
     pub(crate) fn answered(&self) -> u64 {
-        [
-            &self.served,
-            &self.shed,
-            &self.expired_in_queue,
-            &self.timed_out,
-            &self.panicked,
-            &self.failed,
-        ]
-        .iter()
-        .map(|c| c.load(Relaxed))
-        .sum()
+        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
     }
 
     pub(crate) fn snapshot(&self, stats: &mut Stats) {
-        stats.served = self.served.load(Relaxed);
-        stats.shed = self.shed.load(Relaxed);
-        stats.expired_in_queue = self.expired_in_queue.load(Relaxed);
-        stats.timed_out = self.timed_out.load(Relaxed);
-        stats.panicked = self.panicked.load(Relaxed);
-        stats.failed = self.failed.load(Relaxed);
+        stats.served = self.get(Outcome::Served);
+        stats.shed = self.get(Outcome::Shed);
+        stats.expired_in_queue = self.get(Outcome::ExpiredInQueue);
+        stats.timed_out = self.get(Outcome::TimedOut);
+        stats.panicked = self.get(Outcome::Panicked);
+        stats.failed = self.get(Outcome::Failed);
         stats.init_failures = self.init_failures.load(Relaxed);
         let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         stats.queue_wait = Percentiles::of(&latency.queue_wait);

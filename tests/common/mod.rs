@@ -39,10 +39,17 @@ pub struct Example {
 impl Example {
     /// Starts `name` on 127.0.0.1:0 with `env`, and waits until it logs its address.
     pub fn start(name: &str, env: &[(&str, &str)]) -> Example {
-        let mut child = Command::new(example_binary(name))
+        let mut command = Command::new(example_binary(name));
+        command
             .env("INTRALB_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied());
+        Example::run(name, command)
+    }
+
+    /// Runs `command` (which execs an example) and waits until it logs its address.
+    pub fn run(name: &str, mut command: Command) -> Example {
+        let mut child = command
             .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -61,6 +68,8 @@ impl Example {
                 }
             });
         }
+        // Only the readers hold senders now: the channel closes when the process's output does.
+        drop(lines_tx);
         // From here on, `Drop` kills and reaps the process whatever happens.
         let mut example = Example {
             child,
@@ -71,6 +80,7 @@ impl Example {
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(wait).unwrap_or_else(|_| {
+                // Timed out, or the process closed its output (it exited).
                 panic!(
                     "{name} did not log its address; output:\n{}",
                     example.output()

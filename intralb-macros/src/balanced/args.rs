@@ -61,6 +61,16 @@ keys! {
     Addr => "addr": Addr,
     /// Whether to install a default `tracing` subscriber.
     Log => "log": Bool,
+    /// Path of the Prometheus metrics endpoint.
+    Metrics => "metrics": Path,
+    /// Path of the liveness endpoint.
+    Health => "health": Path,
+    /// Path of the readiness endpoint.
+    Ready => "ready": Path,
+    /// Time to keep serving, not ready, after a shutdown signal.
+    DrainDelay => "drain_delay": Duration,
+    /// Whether to bind with `SO_REUSEPORT`.
+    ReusePort => "reuse_port": Bool,
 }
 
 /// `serve = name`: the name of the generated function.
@@ -204,6 +214,7 @@ fn example(name: &str) -> &'static str {
         (_, Some(Kind::Count)) => "100",
         (_, Some(Kind::Duration)) => "\"5s\"",
         (_, Some(Kind::Addr)) => "\"127.0.0.1:8080\"",
+        (_, Some(Kind::Path)) => "\"/metrics\"",
         (_, Some(Kind::Bool)) | (_, None) => "true",
     }
 }

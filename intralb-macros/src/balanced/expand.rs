@@ -86,6 +86,7 @@ fn setter(krate: &CratePath, setting: &Setting) -> TokenStream {
         }
         Value::Addr(addr) => quote! { #krate::__private::socket_addr(#addr) },
         Value::Bool(flag) => quote! { #flag },
+        Value::Path(path) => quote! { #path },
     };
     quote_spanned! {setting.span=> .#method(#value) }
 }

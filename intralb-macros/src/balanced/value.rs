@@ -21,6 +21,8 @@ pub(crate) enum Kind {
     Addr,
     /// `true` or `false`.
     Bool,
+    /// A URL path string: `"/metrics"`.
+    Path,
 }
 
 /// A runtime value, already checked to be of the key's [`Kind`].
@@ -31,6 +33,8 @@ pub(crate) enum Value {
     /// The address as written; it is known to parse.
     Addr(String),
     Bool(bool),
+    /// A path, known to start with `/`.
+    Path(String),
 }
 
 /// Parses the value of a runtime key, checking that it is of the key's kind.
@@ -90,6 +94,18 @@ pub(crate) fn parse(key: Key, expr: &Expr) -> syn::Result<Value> {
             format!("expected `true` or `false` for `{name}`, found a string: write `{name} = {}`", s.value()),
         )),
         (Kind::Bool, _) => Err(wrong("`true` or `false`")),
+        (Kind::Path, Some(Lit::Str(s))) => {
+            let path = s.value();
+            if path.starts_with('/') && !path.contains(char::is_whitespace) {
+                Ok(Value::Path(path))
+            } else {
+                Err(syn::Error::new(
+                    s.span(),
+                    format!("invalid path {path:?} for `{name}`: expected a path that starts with `/` and has no spaces, such as \"/{name}\""),
+                ))
+            }
+        }
+        (Kind::Path, _) => Err(wrong("a path string such as \"/metrics\"")),
     }
 }
 

@@ -11,6 +11,11 @@ use intralb::balanced;
     idle_timeout = "2m",
     addr = "0.0.0.0:8080",
     log = true,
+    metrics = "/metrics",
+    health = "/healthz",
+    ready = "/readyz",
+    drain_delay = "5s",
+    reuse_port = true,
 )]
 fn app() -> Router {
     Router::new()
