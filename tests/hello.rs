@@ -23,6 +23,18 @@ async fn hello_answers_and_stops_cleanly_on_sigint() {
     );
 }
 
+#[tokio::test]
+async fn a_second_signal_exits_at_once_without_draining() {
+    // A long drain delay keeps the first shutdown going.
+    let mut hello = Example::start("hello", &[("INTRALB_DRAIN_DELAY", "5m")]);
+    assert_eq!(fetch(hello.addr, "/").await.status, 200);
+    hello.signal("TERM");
+    hello.wait_for_output("shutdown signal received");
+    hello.signal("TERM");
+    let status = hello.wait();
+    assert_eq!(status.code(), Some(130), "{}", hello.output());
+}
+
 /// Runs `hello` with one bad variable; returns its exit code, stderr and stdout.
 fn run_with(var: &str, value: &str) -> (Option<i32>, String, String) {
     let output = Command::new(example_binary("hello"))

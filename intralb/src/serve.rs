@@ -47,6 +47,7 @@ pub(crate) async fn run<S: RouterService>(
         http,
         graceful: &graceful,
         abort: abort_rx,
+        first_byte_timeout: options.header_read_timeout,
     };
     let stop_accepting = async {
         shutdown.await;
@@ -114,6 +115,7 @@ struct Connections<'a> {
     http: auto::Builder<TokioExecutor>,
     graceful: &'a GracefulShutdown,
     abort: watch::Receiver<bool>,
+    first_byte_timeout: Duration,
 }
 
 impl Connections<'_> {
@@ -130,16 +132,26 @@ impl Connections<'_> {
             shared: Arc::clone(shared),
             router: router.clone(),
         };
-        let conn = self
-            .http
-            .serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
-        let conn = self.graceful.watch(conn.into_owned());
+        let http = self.http.clone();
+        let watcher = self.graceful.watcher();
+        let first_byte_timeout = self.first_byte_timeout;
         let mut abort = self.abort.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                result = conn => if let Err(error) = result {
+            let serve = async move {
+                // hyper's header timeout starts once the protocol is detected: bound the wait
+                // for the first byte too, or a silent client holds its connection forever.
+                let mut byte = [0];
+                let first_byte = tokio::time::timeout(first_byte_timeout, stream.peek(&mut byte));
+                if !matches!(first_byte.await, Ok(Ok(1..))) {
+                    return tracing::debug!(%peer, "closing a connection that sent nothing");
+                }
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
+                if let Err(error) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, %error, "connection ended with an error");
-                },
+                }
+            };
+            tokio::select! {
+                () = serve => {}
                 _ = abort.wait_for(|abort| *abort) => {
                     tracing::debug!(%peer, "connection aborted at the shutdown deadline");
                 }
@@ -169,39 +181,58 @@ async fn accept_failed(error: io::Error) {
 /// [`Builder::spawn`](crate::Builder::spawn) to get the same behaviour with a listener of your
 /// own.
 pub async fn shutdown_signal() {
-    signal().await;
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGINT/SIGTERM; stop the process with SIGKILL");
+            return std::future::pending().await;
+        }
+    };
+    signals.recv().await;
     tracing::info!("shutdown signal received; a second one exits at once");
-    tokio::spawn(async {
-        signal().await;
+    // The same listeners: a signal that arrives from now on is not missed.
+    tokio::spawn(async move {
+        signals.recv().await;
         tracing::warn!("second shutdown signal: exiting without draining");
         std::process::exit(130);
     });
 }
 
-async fn signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
+/// SIGINT and SIGTERM, listened for from creation on.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> io::Result<Self> {
+        Ok(Signals {})
+    }
+
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

@@ -82,6 +82,23 @@ async fn a_slow_client_holds_no_worker_and_is_disconnected() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_nothing_is_disconnected() {
+    let builder = Balancer::builder().header_read_timeout(Duration::from_millis(300));
+    let server = start(builder, hello()).await;
+    let mut silent = TcpStream::connect(server.addr()).await.unwrap();
+    let mut rest = Vec::new();
+    within(
+        "the silent connection to be closed",
+        silent.read_to_end(&mut rest),
+    )
+    .await
+    .unwrap();
+    assert!(rest.is_empty(), "closed without a response: {rest:?}");
+    assert_eq!(fetch(server.addr(), "/").await.status, 200, "still serving");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_bind_failure_is_an_error_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -98,6 +98,19 @@ impl Example {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (bounded) until the process has printed `text`.
+    pub fn wait_for_output(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.output().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
