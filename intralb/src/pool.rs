@@ -197,6 +197,7 @@ impl Pool {
             pool: Arc::clone(self),
             worker: Some(worker),
             poisoned: false,
+            released_at_set: false,
         }
     }
 
@@ -220,8 +221,7 @@ impl Pool {
         tracing::debug!(worker = %id, "worker ready");
     }
 
-    fn release(&self, mut worker: Worker) {
-        worker.idle_since = Instant::now();
+    fn release(&self, worker: Worker) {
         let mut idle = lock(&self.idle);
         if self.closed.load(Ordering::Acquire) {
             drop(idle);
@@ -348,6 +348,8 @@ pub(crate) struct Lease {
     pool: Arc<Pool>,
     worker: Option<Worker>,
     poisoned: bool,
+    /// `idle_since` is already set (by `release_at`).
+    released_at_set: bool,
 }
 
 impl Lease {
@@ -363,14 +365,25 @@ impl Lease {
     pub(crate) fn poison(&mut self) {
         self.poisoned = true;
     }
+
+    /// Gives the worker back, idle since `now` (saves reading the clock again).
+    pub(crate) fn release_at(mut self, now: Instant) {
+        if let Some(worker) = self.worker.as_mut() {
+            worker.idle_since = now;
+            self.released_at_set = true;
+        }
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
+        if let Some(mut worker) = self.worker.take() {
             if self.poisoned {
                 self.pool.reinitialize(worker);
             } else {
+                if !self.released_at_set {
+                    worker.idle_since = Instant::now();
+                }
                 self.pool.release(worker);
             }
         }
