@@ -1,0 +1,136 @@
+//! `overload.svg`: goodput and p99 latency of the 200s against offered load, one line per server.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::overload::{Overload, OPPONENTS};
+use super::report::label;
+use super::{Context, Result};
+
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 480;
+const COLORS: [RGBColor; 3] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+];
+
+pub(crate) fn draw(overload: &Overload, path: &Path) -> Result<()> {
+    draw_svg(overload, path).context(format_args!("drawing {}", path.display()))
+}
+
+fn draw_svg(
+    overload: &Overload,
+    path: &Path,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    // Per server: its name, colour, and (offered, goodput, p99 of the 200s) per load.
+    type Points = Vec<(f64, f64, Option<f64>)>;
+    let series: Vec<(&str, RGBColor, Points)> = OPPONENTS
+        .iter()
+        .zip(COLORS)
+        .map(|(opponent, color)| {
+            let points = overload
+                .series(*opponent)
+                .iter()
+                .map(|run| (f64::from(run.offered_rps), run.goodput(), run.ok_p99_ms()))
+                .collect();
+            (label(opponent.name()), color, points)
+        })
+        .collect();
+    let max_x = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().map(|p| p.0))
+        .fold(overload.capacity_rps * 3.0, f64::max)
+        * 1.05;
+    let max_goodput = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
+        .fold(overload.capacity_rps, f64::max)
+        * 1.2;
+    let latencies = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().filter_map(|p| p.2));
+    let (min_p99, max_p99) =
+        latencies.fold((10.0_f64, 200.0_f64), |(lo, hi), p| (lo.min(p), hi.max(p)));
+
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(WIDTH / 2);
+
+    let mut goodput = ChartBuilder::on(&left)
+        .caption("Goodput (200 responses/s)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_x, 0.0..max_goodput)?;
+    goodput
+        .configure_mesh()
+        .x_desc("offered load (requests/s)")
+        .y_desc("goodput (requests/s)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    let capacity = overload.capacity_rps;
+    goodput
+        .draw_series(LineSeries::new(
+            [(0.0, 0.0), (capacity, capacity), (max_x, capacity)],
+            BLACK.mix(0.4).stroke_width(1),
+        ))?
+        .label(format!("ideal: min(offered, capacity {capacity:.0}/s)"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    for (name, color, points) in &series {
+        let color = *color;
+        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+        goodput
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        goodput.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    goodput
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+
+    let mut latency = ChartBuilder::on(&right)
+        .caption("p99 latency of the 200s (log scale)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..max_x, (min_p99 * 0.8..max_p99 * 6.0).log_scale())?;
+    latency
+        .configure_mesh()
+        .x_desc("offered load (requests/s)")
+        .y_desc("p99 (ms)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    let target = overload.ok_p99_target_ms();
+    latency
+        .draw_series(LineSeries::new(
+            [(0.0, target), (max_x, target)],
+            BLACK.mix(0.4).stroke_width(1),
+        ))?
+        .label(format!("intralb's target ({target:.0} ms)"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    for (name, color, points) in &series {
+        let color = *color;
+        let line: Vec<(f64, f64)> = points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
+        latency
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        latency.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    latency
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
