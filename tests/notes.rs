@@ -160,13 +160,5 @@ async fn a_sigterm_during_writes_loses_no_acknowledged_note() {
         acknowledged.extend(writer.await.unwrap());
     }
     assert!(!acknowledged.is_empty());
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    for id in &acknowledged {
-        let found: i64 = conn
-            .query_row("SELECT count(*) FROM notes WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(found, 1, "acknowledged note {id} is in the database");
-    }
+    assert_notes_stored(&db, &acknowledged);
 }

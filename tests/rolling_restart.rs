@@ -225,13 +225,5 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_loses_no_write() {
         acknowledged.len()
     );
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    for id in &acknowledged {
-        let found: i64 = conn
-            .query_row("SELECT count(*) FROM notes WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(found, 1, "acknowledged note {id} was lost");
-    }
+    assert_notes_stored(&db, &acknowledged);
 }

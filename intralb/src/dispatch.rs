@@ -132,7 +132,7 @@ async fn run<S: RouterService>(
         Ok(Ok(Err(error))) => {
             counters.count(Outcome::Failed);
             let error = error.into();
-            tracing::error!(parent: &span, %error, "the router returned an error");
+            tracing::error!(parent: &span, %worker, %error, "the router returned an error");
             Answer::Failed.into_response()
         }
         Ok(Err(panic)) => {

@@ -91,6 +91,16 @@ pub(crate) struct Pool {
     pub(crate) counters: Counters,
 }
 
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("max", &self.max)
+            .field("queue", &self.queue)
+            .field("min", &self.min)
+            .finish_non_exhaustive()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing panics while holding these locks; recover rather than propagate if it ever did.
     m.lock().unwrap_or_else(PoisonError::into_inner)

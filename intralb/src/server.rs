@@ -17,12 +17,6 @@ pub struct Server {
     task: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").finish_non_exhaustive()
-    }
-}
-
 impl Server {
     pub(crate) fn new(local_addr: SocketAddr, pool: Arc<Pool>, task: JoinHandle<()>) -> Self {
         Server {
