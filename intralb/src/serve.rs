@@ -42,10 +42,12 @@ pub(crate) async fn run<S: RouterService>(
     http.http2().timer(TokioTimer::new());
 
     let graceful = GracefulShutdown::new();
+    let (closing_tx, closing_rx) = watch::channel(false);
     let (abort_tx, abort_rx) = watch::channel(false);
     let connections = Connections {
         http,
         graceful: &graceful,
+        closing: closing_rx,
         abort: abort_rx,
         first_byte_timeout: options.header_read_timeout,
     };
@@ -77,8 +79,10 @@ pub(crate) async fn run<S: RouterService>(
         connections.serve(stream, peer, &shared, &router);
     }
 
-    // Closing the listener refuses new connections at once.
+    // Closing the listener refuses new connections at once; connections that have not sent a
+    // byte yet close too (they hold no request).
     drop(listener);
+    closing_tx.send_replace(true);
     let pool = &shared.pool;
     let answered_before = pool.counters.answered();
     tracing::info!(
@@ -114,6 +118,7 @@ pub(crate) async fn run<S: RouterService>(
 struct Connections<'a> {
     http: auto::Builder<TokioExecutor>,
     graceful: &'a GracefulShutdown,
+    closing: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
     first_byte_timeout: Duration,
 }
@@ -135,6 +140,7 @@ impl Connections<'_> {
         let http = self.http.clone();
         let watcher = self.graceful.watcher();
         let first_byte_timeout = self.first_byte_timeout;
+        let mut closing = self.closing.clone();
         let mut abort = self.abort.clone();
         tokio::spawn(async move {
             let serve = async move {
@@ -142,7 +148,12 @@ impl Connections<'_> {
                 // for the first byte too, or a silent client holds its connection forever.
                 let mut byte = [0];
                 let first_byte = tokio::time::timeout(first_byte_timeout, stream.peek(&mut byte));
-                if !matches!(first_byte.await, Ok(Ok(1..))) {
+                let sent = tokio::select! {
+                    biased;
+                    peeked = first_byte => matches!(peeked, Ok(Ok(1..))),
+                    _ = closing.wait_for(|closing| *closing) => false,
+                };
+                if !sent {
                     return tracing::debug!(%peer, "closing a connection that sent nothing");
                 }
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), dispatch);

@@ -144,3 +144,21 @@ async fn keep_alive_connections_close_after_their_current_response() {
     );
     within("the drain", server.wait()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_connection_that_sent_nothing_does_not_hold_up_shutdown() {
+    // Both timeouts far beyond the test's bound: only closing the idle connection at once passes.
+    let builder = Balancer::builder()
+        .header_read_timeout(Duration::from_secs(60))
+        .shutdown_timeout(Duration::from_secs(60));
+    let server = start(builder, gated(&Gate::new())).await;
+    let mut idle = TcpStream::connect(server.addr()).await.unwrap();
+
+    let server = server.begin_shutdown();
+    within("the shutdown", server.wait()).await.unwrap();
+    let mut rest = Vec::new();
+    within("the idle connection to close", idle.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "closed without a response: {rest:?}");
+}
