@@ -70,6 +70,15 @@ struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..600 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
