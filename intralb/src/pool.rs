@@ -60,6 +60,13 @@ struct Scale {
 }
 
 impl Scale {
+    /// Counts a new worker as starting and gives it the lowest free id.
+    fn reserve(&mut self) -> WorkerId {
+        self.total += 1;
+        self.starting += 1;
+        self.take_id()
+    }
+
     fn take_id(&mut self) -> WorkerId {
         let id = self.free_ids.pop().map_or_else(
             || {
@@ -132,7 +139,7 @@ impl Pool {
 
         let mut starting = JoinSet::new();
         for _ in 0..min {
-            let id = pool.reserve_worker();
+            let id = lock(&pool.scale).reserve();
             let inits = Arc::clone(&pool.inits);
             starting.spawn(async move { (id, init::run_all(&inits, id).await) });
         }
@@ -150,13 +157,6 @@ impl Pool {
         }
         tokio::spawn(reap(Arc::downgrade(&pool), pool.closed_tx.subscribe()));
         Ok(pool)
-    }
-
-    fn reserve_worker(&self) -> WorkerId {
-        let mut scale = lock(&self.scale);
-        scale.total += 1;
-        scale.starting += 1;
-        scale.take_id()
     }
 
     /// Leases a worker: at once if one is idle, else after waiting in the queue until
@@ -186,9 +186,7 @@ impl Pool {
         let mut scale = lock(&self.scale);
         // This request would wait: give it a worker of its own if the pool may grow.
         if scale.starting <= scale.waiting && scale.total < self.max {
-            scale.total += 1;
-            scale.starting += 1;
-            let id = scale.take_id();
+            let id = scale.reserve();
             tokio::spawn(start_worker(Arc::clone(self), id));
         }
         // Requests waiting for a worker that is starting for them do not take queue places.
@@ -207,7 +205,6 @@ impl Pool {
             pool: Arc::clone(self),
             worker: Some(worker),
             poisoned: false,
-            released_at_set: false,
         }
     }
 
@@ -330,8 +327,9 @@ impl Pool {
 
     /// Requests holding a worker or waiting for one.
     pub(crate) fn in_flight(&self) -> usize {
-        let stats = self.stats();
-        stats.busy + stats.queued
+        let scale = lock(&self.scale);
+        let idle = lock(&self.idle).len();
+        scale.total - scale.starting - idle + scale.waiting
     }
 }
 
@@ -358,8 +356,6 @@ pub(crate) struct Lease {
     pool: Arc<Pool>,
     worker: Option<Worker>,
     poisoned: bool,
-    /// `idle_since` is already set (by `release_at`).
-    released_at_set: bool,
 }
 
 impl Lease {
@@ -378,24 +374,26 @@ impl Lease {
 
     /// Gives the worker back, idle since `now` (saves reading the clock again).
     pub(crate) fn release_at(mut self, now: Instant) {
-        if let Some(worker) = self.worker.as_mut() {
-            worker.idle_since = now;
-            self.released_at_set = true;
+        self.give_back(now);
+    }
+
+    fn give_back(&mut self, now: Instant) {
+        if let Some(mut worker) = self.worker.take() {
+            if self.poisoned {
+                self.pool.reinitialize(worker);
+            } else {
+                worker.idle_since = now;
+                self.pool.release(worker);
+            }
         }
     }
 }
 
 impl Drop for Lease {
+    /// A request cancelled before `release_at` (its connection closed or was aborted).
     fn drop(&mut self) {
-        if let Some(mut worker) = self.worker.take() {
-            if self.poisoned {
-                self.pool.reinitialize(worker);
-            } else {
-                if !self.released_at_set {
-                    worker.idle_since = Instant::now();
-                }
-                self.pool.release(worker);
-            }
+        if self.worker.is_some() {
+            self.give_back(Instant::now());
         }
     }
 }

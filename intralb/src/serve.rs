@@ -156,8 +156,9 @@ impl Connections<'_> {
                 if !sent {
                     return tracing::debug!(%peer, "closing a connection that sent nothing");
                 }
+                // The task owns its builder, so the connection borrows it (no second clone).
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
-                if let Err(error) = watcher.watch(conn.into_owned()).await {
+                if let Err(error) = watcher.watch(conn).await {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
             };

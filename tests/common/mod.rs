@@ -34,6 +34,8 @@ pub struct Example {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    /// Copy the process's stdout and stderr into `log`; they end when the process does.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Example {
@@ -56,17 +58,18 @@ impl Example {
             .expect("example starts");
         let log = Arc::new(Mutex::new(String::new()));
         let (lines_tx, lines) = mpsc::channel();
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let (log, lines_tx) = (log.clone(), lines_tx.clone());
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     log.lock().unwrap().push_str(&format!("{line}\n"));
                     let _ = lines_tx.send(line);
                 }
-            });
+            }));
         }
         // Only the readers hold senders now: the channel closes when the process's output does.
         drop(lines_tx);
@@ -75,6 +78,7 @@ impl Example {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             log,
+            readers,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -128,8 +132,10 @@ impl Example {
     pub fn stop(mut self) -> (ExitStatus, String) {
         self.signal("TERM");
         let status = self.wait();
-        // Give the reader threads the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        // The process has exited: its pipes close, and the readers finish with the last lines.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         (status, self.output())
     }
 }
