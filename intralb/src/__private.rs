@@ -41,15 +41,17 @@ pub mod bench {
     pub struct Pool(Arc<crate::pool::Pool>);
 
     /// A leased worker; dropping it gives the worker back.
-    pub struct Lease(#[allow(dead_code)] crate::pool::Lease);
+    pub struct Lease(#[allow(dead_code)] crate::worker::Hold);
 
     impl Pool {
         /// Starts the pool (no initializers). Needs a tokio runtime.
         pub async fn new(workers: usize, queue: usize) -> Pool {
-            let mut config = Config::default();
-            config.max_concurrent = workers;
-            config.min_workers = Some(workers);
-            config.queue = queue;
+            let config = Config {
+                max_concurrent: workers,
+                min_workers: Some(workers),
+                queue,
+                ..Config::default()
+            };
             Pool(
                 crate::pool::Pool::start(&config, Vec::new())
                     .await

@@ -2,14 +2,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::dispatch::Shared;
+use crate::dispatch::{Cut, Shared};
 use crate::error::{BoxError, Error, Result};
 use crate::init::{self, Initializer};
 use crate::pool::Pool;
@@ -318,7 +317,7 @@ impl Builder {
             pool,
             timeout: self.config.timeout,
             probes,
-            draining: AtomicBool::new(false),
+            cut: Cut::default(),
         });
         let options = ServeOptions {
             header_read_timeout: self.config.header_read_timeout,

@@ -7,26 +7,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Where a value came from, so an error can point at it.
-#[derive(Debug, Clone, Default)]
-enum Origin {
-    #[default]
-    Code,
-    Env {
-        var: &'static str,
-        value: String,
-    },
-}
-
-impl Origin {
-    fn describe(&self, key: &str) -> String {
-        match self {
-            Origin::Code => key.to_owned(),
-            Origin::Env { var, value } => format!("{var}={value:?}"),
-        }
-    }
-}
-
 /// The balancer's settings. Built through [`Builder`](crate::Builder); every key can be
 /// overridden at run time by an `INTRALB_<KEY>` environment variable.
 #[derive(Debug, Clone)]
@@ -45,15 +25,36 @@ pub(crate) struct Config {
     pub(crate) ready: Option<String>,
     pub(crate) drain_delay: Duration,
     pub(crate) reuse_port: bool,
-    origins: Origins,
+    pub(crate) origins: Origins,
 }
 
+/// The keys whose value came from the environment (key, variable, value as written), so an
+/// error can point at where the user set it.
 #[derive(Debug, Clone, Default)]
-struct Origins {
-    max_concurrent: Origin,
-    min_workers: Origin,
-    timeout: Origin,
+pub(crate) struct Origins(Vec<(&'static str, &'static str, String)>);
+
+impl Origins {
+    fn set(&mut self, key: &'static str, var: &'static str, value: String) {
+        self.0.retain(|(k, _, _)| *k != key);
+        self.0.push((key, var, value));
+    }
+
+    /// `key` as the user wrote it: `INTRALB_KEY="value"` from the environment, else `code`.
+    fn describe(&self, key: &str, code: &str) -> String {
+        self.0.iter().find(|(k, _, _)| *k == key).map_or_else(
+            || code.to_owned(),
+            |(_, var, value)| format!("{var}={value:?}"),
+        )
+    }
 }
+
+/// The longest duration any setting accepts: longer ones overflow the clock's arithmetic and
+/// mean "never" anyway.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The most workers a pool may have (worker ids are `u32`, and the idle stack is preallocated
+/// up to 1,024).
+const MOST_WORKERS: usize = 1 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -83,25 +84,30 @@ impl Config {
         let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
         if let Some(v) = get("INTRALB_MAX_CONCURRENT") {
             self.max_concurrent = parse("INTRALB_MAX_CONCURRENT", "max_concurrent", &v)?;
-            self.origins.max_concurrent = env_origin("INTRALB_MAX_CONCURRENT", v);
+            self.origins
+                .set("max_concurrent", "INTRALB_MAX_CONCURRENT", v);
         }
         if let Some(v) = get("INTRALB_QUEUE") {
             self.queue = parse("INTRALB_QUEUE", "queue", &v)?;
+            self.origins.set("queue", "INTRALB_QUEUE", v);
         }
         if let Some(v) = get("INTRALB_MIN_WORKERS") {
             self.min_workers = Some(parse("INTRALB_MIN_WORKERS", "min_workers", &v)?);
-            self.origins.min_workers = env_origin("INTRALB_MIN_WORKERS", v);
+            self.origins.set("min_workers", "INTRALB_MIN_WORKERS", v);
         }
         if let Some(v) = get("INTRALB_TIMEOUT") {
             self.timeout = parse_duration("INTRALB_TIMEOUT", "timeout", &v)?;
-            self.origins.timeout = env_origin("INTRALB_TIMEOUT", v);
+            self.origins.set("timeout", "INTRALB_TIMEOUT", v);
         }
         if let Some(v) = get("INTRALB_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout =
                 parse_duration("INTRALB_SHUTDOWN_TIMEOUT", "shutdown_timeout", &v)?;
+            self.origins
+                .set("shutdown_timeout", "INTRALB_SHUTDOWN_TIMEOUT", v);
         }
         if let Some(v) = get("INTRALB_IDLE_TIMEOUT") {
             self.idle_timeout = parse_duration("INTRALB_IDLE_TIMEOUT", "idle_timeout", &v)?;
+            self.origins.set("idle_timeout", "INTRALB_IDLE_TIMEOUT", v);
         }
         if let Some(v) = get("INTRALB_ADDR") {
             self.addr = parse("INTRALB_ADDR", "addr (e.g. 127.0.0.1:8080)", &v)?;
@@ -120,6 +126,7 @@ impl Config {
         }
         if let Some(v) = get("INTRALB_DRAIN_DELAY") {
             self.drain_delay = parse_duration("INTRALB_DRAIN_DELAY", "drain_delay", &v)?;
+            self.origins.set("drain_delay", "INTRALB_DRAIN_DELAY", v);
         }
         if let Some(v) = get("INTRALB_REUSE_PORT") {
             self.reuse_port = parse_bool("INTRALB_REUSE_PORT", &v)?;
@@ -127,12 +134,22 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the combinations; called before anything starts.
+    /// Checks every value and the combinations; called before anything starts.
     pub(crate) fn validate(&self) -> Result<()> {
+        let origin = |key: &str, code: &str| self.origins.describe(key, code);
         if self.max_concurrent == 0 {
             return Err(Error::config(format!(
                 "{} must be at least 1",
-                self.origins.max_concurrent.describe("max_concurrent = 0")
+                origin("max_concurrent", "max_concurrent = 0")
+            )));
+        }
+        if self.max_concurrent > MOST_WORKERS {
+            return Err(Error::config(format!(
+                "{} is too large: at most {MOST_WORKERS} workers",
+                origin(
+                    "max_concurrent",
+                    &format!("max_concurrent = {}", self.max_concurrent)
+                )
             )));
         }
         if let Some(min) = self.min_workers {
@@ -141,16 +158,37 @@ impl Config {
                     "min_workers ({}) is greater than max_concurrent ({}): {} vs {}",
                     min,
                     self.max_concurrent,
-                    self.origins.min_workers.describe("min_workers"),
-                    self.origins.max_concurrent.describe("max_concurrent"),
+                    origin("min_workers", "min_workers"),
+                    origin("max_concurrent", "max_concurrent"),
                 )));
             }
         }
-        if self.timeout.is_zero() {
-            return Err(Error::config(format!(
-                "{}: the timeout must be longer than zero",
-                self.origins.timeout.describe("timeout = 0")
-            )));
+        let durations = [
+            ("timeout", self.timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("drain_delay", self.drain_delay),
+        ];
+        for (key, value) in durations {
+            if value > LONGEST {
+                return Err(Error::config(format!(
+                    "{} is too long: at most 365 days",
+                    origin(key, &format!("{key} = {value:?}"))
+                )));
+            }
+        }
+        for (key, value) in [
+            ("timeout", self.timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::config(format!(
+                    "{}: the {key} must be longer than zero",
+                    origin(key, &format!("{key} = 0"))
+                )));
+            }
         }
         Ok(())
     }
@@ -162,10 +200,6 @@ impl Config {
             cpus.min(self.max_concurrent)
         })
     }
-}
-
-fn env_origin(var: &'static str, value: String) -> Origin {
-    Origin::Env { var, value }
 }
 
 fn parse<T: FromStr>(var: &str, what: &str, value: &str) -> Result<T>
@@ -317,6 +351,40 @@ mod tests {
             err.to_string().starts_with("INTRALB_IDLE_TIMEOUT=\"30\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn absurd_values_are_rejected_at_startup_naming_the_variable() {
+        let err = with_env(&[("INTRALB_TIMEOUT", "300000000000y")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "INTRALB_TIMEOUT=\"300000000000y\" is too long: at most 365 days"
+        );
+        let err = with_env(&[("INTRALB_IDLE_TIMEOUT", "300000000000y")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("INTRALB_IDLE_TIMEOUT="),
+            "{err}"
+        );
+        let err = with_env(&[("INTRALB_IDLE_TIMEOUT", "0s")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "INTRALB_IDLE_TIMEOUT=\"0s\": the idle_timeout must be longer than zero"
+        );
+        let err = with_env(&[("INTRALB_MAX_CONCURRENT", &usize::MAX.to_string())]).unwrap_err();
+        assert!(err.to_string().contains("is too large"), "{err}");
+        let err = Config {
+            shutdown_timeout: Duration::MAX,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().starts_with("shutdown_timeout = "), "{err}");
+    }
+
+    #[test]
+    fn the_largest_queue_is_accepted() {
+        let config = with_env(&[("INTRALB_QUEUE", &usize::MAX.to_string())]).unwrap();
+        assert_eq!(config.queue, usize::MAX);
     }
 
     #[test]

@@ -10,28 +10,55 @@ use std::time::Duration;
 use http::header::{HeaderValue, CONNECTION};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::catch_unwind::{panic_message, CatchUnwind};
+use crate::outcome::Outcome;
 use crate::pool::{Pool, Rejected};
 use crate::probes::Probes;
-use crate::response::{Answer, ResponseBody};
+use crate::response::{answer, ResponseBody};
 use crate::router::RouterService;
-use crate::stats::Outcome;
 
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) pool: Arc<Pool>,
     pub(crate) timeout: Duration,
     pub(crate) probes: Probes,
-    /// Set when a shutdown begins: readiness answers 503 and connections are asked to close.
-    pub(crate) draining: AtomicBool,
+    /// Fired at the shutdown deadline: requests still running are answered `503`.
+    pub(crate) cut: Cut,
 }
 
 impl Shared {
+    /// Set when a shutdown begins: readiness answers 503 and connections are asked to close.
     pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.pool.is_draining()
+    }
+}
+
+/// The shutdown deadline, as a signal every running request waits on.
+#[derive(Default)]
+pub(crate) struct Cut {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl Cut {
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once fired. Registers only when polled, so a request that finishes on its first
+    /// poll never touches the shared list.
+    async fn fired(&self) {
+        // Created before the check: a `fire` in between still wakes it.
+        let notified = self.notify.notified();
+        if self.fired.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -83,21 +110,22 @@ async fn run<S: RouterService>(
     let pool = &shared.pool;
     let counters = &pool.counters;
 
-    let mut lease = match pool.acquire(deadline).await {
-        Ok(lease) => lease,
-        Err(Rejected::Shed) => {
-            counters.count(Outcome::Shed);
-            return Answer::Shed.into_response();
+    let hold = match pool.acquire(deadline).await {
+        Ok(hold) => hold,
+        Err(rejected) => {
+            let outcome = match rejected {
+                Rejected::Shed => Outcome::Shed,
+                Rejected::Expired => Outcome::ExpiredInQueue,
+                Rejected::Closed => Outcome::ShuttingDown,
+                Rejected::Unavailable => Outcome::Unavailable,
+            };
+            counters.count(outcome);
+            return answer(outcome);
         }
-        Err(Rejected::Expired) => {
-            counters.count(Outcome::ExpiredInQueue);
-            return Answer::ExpiredInQueue.into_response();
-        }
-        Err(Rejected::Closed) => return Answer::ShuttingDown.into_response(),
     };
     let started = Instant::now();
     let queue_wait = started - arrival;
-    let worker = lease.id();
+    let worker = hold.id();
     let span = tracing::info_span!(
         "request",
         %worker,
@@ -107,15 +135,23 @@ async fn run<S: RouterService>(
         status = tracing::field::Empty,
     );
     req.extensions_mut().insert(worker);
-    req.extensions_mut().insert(lease.context().clone());
+    // The request holds its worker too: whatever keeps it (and so can reach the worker's
+    // resources) keeps the worker busy.
+    req.extensions_mut().insert(hold.clone());
 
     let run = async move {
         poll_fn(|cx| router.poll_ready(cx)).await?;
         router.call(req).await
     };
-    // The router's future is dropped (cancelled) at the deadline, and always before the worker
-    // is given back, so its `Db<T>`s are released first.
+    // The router's future is dropped (cancelled) at the deadline, or at the shutdown deadline.
     let guarded = tokio::time::timeout_at(deadline, CatchUnwind::new(run));
+    let guarded = async {
+        tokio::select! {
+            biased;
+            outcome = guarded => Some(outcome),
+            () = shared.cut.fired() => None,
+        }
+    };
     // Without a subscriber that wants the span, skip the wrapper: one move less of a large future.
     let outcome = if span.is_disabled() {
         guarded.await
@@ -125,34 +161,39 @@ async fn run<S: RouterService>(
     let finished = Instant::now();
     let service_time = finished - started;
     let response = match outcome {
-        Ok(Ok(Ok(response))) => {
+        None => {
+            counters.count(Outcome::ShuttingDown);
+            tracing::debug!(parent: &span, "shutdown deadline passed while running; handler cancelled");
+            answer(Outcome::ShuttingDown)
+        }
+        Some(Ok(Ok(Ok(response)))) => {
             counters.count(Outcome::Served);
             response.map(ResponseBody::Left)
         }
-        Ok(Ok(Err(error))) => {
+        Some(Ok(Ok(Err(error)))) => {
             counters.count(Outcome::Failed);
             let error = error.into();
             tracing::error!(parent: &span, %worker, %error, "the router returned an error");
-            Answer::Failed.into_response()
+            answer(Outcome::Failed)
         }
-        Ok(Err(panic)) => {
+        Some(Ok(Err(panic))) => {
             counters.count(Outcome::Panicked);
-            lease.poison();
+            hold.worker().poison();
             tracing::error!(
                 parent: &span,
                 %worker,
                 panic = panic_message(&*panic),
                 "handler panicked; answering 500 and re-initialising the worker's resources"
             );
-            Answer::Failed.into_response()
+            answer(Outcome::Panicked)
         }
-        Err(_deadline) => {
+        Some(Err(_deadline)) => {
             counters.count(Outcome::TimedOut);
             tracing::debug!(parent: &span, "deadline passed while running; handler cancelled");
-            Answer::TimedOut.into_response()
+            answer(Outcome::TimedOut)
         }
     };
-    lease.release_at(finished);
+    hold.release_at(finished);
     counters.record(queue_wait, service_time);
     span.record("status", response.status().as_u16());
     response

@@ -6,6 +6,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use crate::db::{Db, Rejection};
+use crate::drain::Drain;
 use crate::worker_id::WorkerId;
 
 impl<S, T> FromRequestParts<S> for Db<T>
@@ -29,6 +30,14 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkerId {
             .get::<WorkerId>()
             .copied()
             .ok_or(Rejection::not_balanced())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Drain {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Drain::from_extensions(&parts.extensions)
     }
 }
 

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use crate::catch_unwind::{panic_message, CatchUnwind};
 use crate::error::{BoxError, Error, ErrorKind, Result};
 use crate::resources::{Resources, Slot};
@@ -21,14 +23,41 @@ enum Run {
     Async(Arc<AsyncInit>),
 }
 
+/// Whether a worker's value is broken, type-erased.
+#[derive(Clone)]
+struct BrokenCheck {
+    type_id: TypeId,
+    type_name: &'static str,
+    check: Arc<dyn Fn(&Slot) -> bool + Send + Sync>,
+}
+
 /// One per-worker resource constructor: what `#[db_init]` registers, and what
 /// [`Builder::db_init`](crate::Builder::db_init) takes.
+///
+/// # Examples
+///
+/// A PostgreSQL client per worker, replaced when its connection dies:
+///
+/// ```ignore
+/// use intralb::{Balancer, Initializer, WorkerId};
+///
+/// async fn connect(_worker: WorkerId) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+///     let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls).await?;
+///     tokio::spawn(connection);
+///     Ok(client)
+/// }
+///
+/// let builder = Balancer::builder().initializer(
+///     Initializer::asynchronous("connect", connect).broken(tokio_postgres::Client::is_closed),
+/// );
+/// ```
 #[derive(Clone)]
 pub struct Initializer {
     name: &'static str,
     type_id: TypeId,
     type_name: &'static str,
     run: Run,
+    broken: Option<BrokenCheck>,
 }
 
 impl std::fmt::Debug for Initializer {
@@ -72,6 +101,7 @@ impl Initializer {
             name,
             type_id: TypeId::of::<T>(),
             type_name: type_name::<T>(),
+            broken: None,
             run: Run::Sync(Arc::new(move |worker| {
                 f(worker).map(Slot::new).map_err(Into::into)
             })),
@@ -90,6 +120,7 @@ impl Initializer {
             name,
             type_id: TypeId::of::<T>(),
             type_name: type_name::<T>(),
+            broken: None,
             run: Run::Async(Arc::new(move |worker| {
                 let fut = f(worker);
                 Box::pin(async move { fut.await.map(Slot::new).map_err(Into::into) })
@@ -97,9 +128,56 @@ impl Initializer {
         }
     }
 
+    /// Replaces the value when `check` says it is broken.
+    ///
+    /// `check` runs each time a worker is given back (after its request, once every `Db<T>`
+    /// is dropped); when it returns `true` the value is dropped off the request path and the
+    /// initializer runs again, with backoff, before the worker serves again. It must be cheap
+    /// and must not block: a flag such as `tokio_postgres::Client::is_closed`. A panic in it
+    /// counts as `true`. A handler can say the same with [`Db::discard`](crate::Db::discard).
+    ///
+    /// `T` must be the type the initializer returns; starting the balancer fails otherwise.
+    pub fn broken<T, F>(mut self, check: F) -> Self
+    where
+        T: Send + 'static,
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        self.broken = Some(BrokenCheck {
+            type_id: TypeId::of::<T>(),
+            type_name: type_name::<T>(),
+            check: Arc::new(move |slot: &Slot| {
+                // Every hold is gone when this runs, so the lock is free.
+                let Some(lock) = slot.downcast_ref::<T>() else {
+                    return false;
+                };
+                lock.try_lock().is_ok_and(|value| check(&value))
+            }),
+        });
+        self
+    }
+
     /// The name it was registered under (for `#[db_init]`, the function's path).
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    pub(crate) fn checks_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// Whether this initializer's value in `slot` is broken (`false` without a check).
+    pub(crate) fn is_broken(&self, slot: &Slot) -> bool {
+        let Some(broken) = &self.broken else {
+            return false;
+        };
+        catch_unwind(AssertUnwindSafe(|| (broken.check)(slot))).unwrap_or_else(|panic| {
+            tracing::error!(
+                initializer = self.name,
+                panic = panic_message(&*panic),
+                "the `broken` check panicked; replacing the value"
+            );
+            true
+        })
     }
 
     async fn run(&self, worker: WorkerId) -> Result<Slot, BoxError> {
@@ -120,28 +198,47 @@ impl Initializer {
     }
 }
 
-/// Runs every initializer for one worker, in order.
-pub(crate) async fn run_all(
+/// Runs, in order, the initializers whose value is missing from `slots` (one entry per
+/// initializer), and returns the worker's resources once none is missing. On an error the
+/// values made so far stay in `slots`, so a retry runs only what is still missing.
+pub(crate) async fn fill(
     inits: &[Initializer],
     worker: WorkerId,
+    slots: &mut [Option<Slot>],
 ) -> Result<Resources, InitError> {
-    let mut slots = Vec::with_capacity(inits.len());
-    for init in inits {
-        match init.run(worker).await {
-            Ok(slot) => slots.push((init.type_id, slot)),
-            Err(source) => {
-                return Err(InitError {
-                    initializer: init.name,
-                    source,
-                })
-            }
+    debug_assert_eq!(inits.len(), slots.len());
+    for (init, slot) in inits.iter().zip(slots.iter_mut()) {
+        if slot.is_none() {
+            let value = init.run(worker).await.map_err(|source| InitError {
+                initializer: init.name,
+                source,
+            })?;
+            *slot = Some(value);
         }
     }
-    Ok(Resources::new(slots))
+    let resources = inits
+        .iter()
+        .zip(slots.iter_mut())
+        .map(|(init, slot)| (init.type_id, slot.take().expect("filled above")))
+        .collect();
+    Ok(Resources::new(resources))
 }
 
-/// Rejects two initializers producing the same type: `Db<T>` would not know which to give.
+/// Rejects two initializers producing the same type (`Db<T>` would not know which to give),
+/// and a `broken` check for another type than its initializer's.
 pub(crate) fn check_unique(inits: &[Initializer]) -> Result<()> {
+    for init in inits {
+        if let Some(broken) = init.broken.as_ref().filter(|b| b.type_id != init.type_id) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the `broken` check of initializer `{}` takes `&{}`, but the initializer \
+                     returns `{}`: give it a `fn(&{}) -> bool`",
+                    init.name, broken.type_name, init.type_name, init.type_name
+                ),
+            ));
+        }
+    }
     for (i, a) in inits.iter().enumerate() {
         if let Some(b) = inits[..i].iter().find(|b| b.type_id == a.type_id) {
             return Err(Error::new(
@@ -207,7 +304,9 @@ mod tests {
         let init = Initializer::sync("app::boom", |_| -> Result<u8, BoxError> {
             panic!("no disk")
         });
-        let err = run_all(&[init], WorkerId::new(0)).await.unwrap_err();
+        let err = fill(&[init], WorkerId::new(0), &mut [None])
+            .await
+            .unwrap_err();
         assert_eq!(err.initializer, "app::boom");
         assert_eq!(err.source.to_string(), "initializer panicked: no disk");
         let init = Initializer::asynchronous("app::boom_async", |_| async {
@@ -216,7 +315,9 @@ mod tests {
             }
             Ok::<u8, BoxError>(1)
         });
-        let err = run_all(&[init], WorkerId::new(0)).await.unwrap_err();
+        let err = fill(&[init], WorkerId::new(0), &mut [None])
+            .await
+            .unwrap_err();
         assert_eq!(err.source.to_string(), "initializer panicked: no network");
     }
 }

@@ -23,8 +23,9 @@
 //! }
 //! ```
 //!
-//! Per-worker resources are declared with [`db_init`] and reached with [`Db<T>`]; the same
-//! without macros is [`Balancer::builder()`].
+//! Per-worker resources are declared with [`db_init`] and reached with [`Db<T>`] (blocking
+//! calls through [`Db::blocking`]); the same without macros is [`Balancer::builder()`]. A long
+//! response learns that a shutdown began through [`Drain`].
 //!
 //! # How a request flows
 //!
@@ -34,11 +35,13 @@
 //! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
 //!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
 //!    or, with the queue full, it is shed: `503` at once.
-//! 4. The router runs on the request's task with the worker's id and resources in the request
-//!    extensions, under the deadline (`504`, and the handler is cancelled) and a panic guard
-//!    (`500`, and the worker's resources are re-initialised).
-//! 5. The worker goes back to the pool when the response head is ready; idle surplus workers
-//!    retire after `idle_timeout`.
+//! 4. The router runs on the request's task with the worker's id and a hold on the worker
+//!    (`worker.rs`) in the request extensions, under the deadline (`504`, and the handler is
+//!    cancelled) and a panic guard (`500`, and the worker's resources are re-initialised).
+//! 5. The worker goes back to the pool when the response head is ready *and* the last hold on
+//!    it drops (every [`Db<T>`] holds one, wherever it went); broken resources are replaced
+//!    first (`#[db_init(broken = ...)]`, [`Db::discard`]); idle surplus workers retire after
+//!    `idle_timeout`.
 //!
 //! # Status codes intralb answers itself
 //!
@@ -46,7 +49,8 @@
 //! |---|---|---|
 //! | `503` + `Retry-After: 1` | shed: every worker busy and the queue full | no |
 //! | `503` + `Retry-After: 1` | the deadline passed while queued | no |
-//! | `503` + `Connection: close` | the pool is shutting down | no |
+//! | `503` + `Retry-After: 1` | no worker exists and every start is failing | no |
+//! | `503` + `Connection: close` | shutting down, or still queued or running at its deadline | no, or cancelled |
 //! | `504` | the deadline passed while running; the handler was cancelled | cancelled |
 //! | `500` | the handler panicked, or the router returned an error | yes |
 //!
@@ -87,6 +91,7 @@ mod catch_unwind;
 mod config;
 mod db;
 mod dispatch;
+mod drain;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
@@ -94,6 +99,7 @@ mod init;
 mod listener;
 mod log;
 mod metrics;
+mod outcome;
 mod pool;
 mod probes;
 mod resources;
@@ -102,6 +108,7 @@ mod router;
 mod serve;
 mod server;
 mod stats;
+mod worker;
 mod worker_id;
 
 #[doc(hidden)]
@@ -109,6 +116,7 @@ pub mod __private;
 
 pub use builder::{Balancer, Builder};
 pub use db::{Db, Rejection};
+pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
 pub use router::RouterService;

@@ -6,7 +6,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, timed_out, panicked, failed |
+//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, unavailable, timed_out, panicked, failed, shutting_down |
 //! | `intralb_worker_init_failures_total` | counter | |
 //! | `intralb_workers` | gauge | `state`: busy, idle, starting |
 //! | `intralb_queue_depth` | gauge | |
@@ -21,7 +21,8 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 
 use crate::pool::Pool;
 
-use crate::stats::{Outcome, Stats};
+use crate::outcome::Outcome;
+use crate::stats::Stats;
 
 const REQUESTS: &str = "intralb_requests_total";
 const INIT_FAILURES: &str = "intralb_worker_init_failures_total";

@@ -1,9 +1,10 @@
-//! The worker pool: dispatch, the pool-wide queue, shedding, scaling up and retiring.
+//! The worker pool: dispatch, the pool-wide queue, shedding, scaling up, replacing broken
+//! resources, and retiring.
 //!
 //! A worker is a slot, not a task: a request *leases* an idle worker and runs the router on its
-//! own connection task with that worker's resources attached, then gives it back. So the fast
-//! path is one uncontended semaphore permit and a push/pop on the idle stack, with no task
-//! switch.
+//! own connection task with that worker's resources attached, then gives it back (when the last
+//! [`Hold`] on it drops: see `worker.rs`). So the fast path is one uncontended semaphore permit
+//! and a push/pop on the idle stack, with no task switch.
 //!
 //! - `permits` counts idle workers. Its waiters are the queue: FIFO, and a request that gives up
 //!   (deadline, closed connection) leaves it in O(1).
@@ -13,23 +14,30 @@
 //!   whether a request may wait or is shed, and starts workers when requests would wait.
 //!
 //! Invariant: `permits <= idle.len()`; a worker is pushed before its permit is added and a
-//! permit is taken before a worker is removed.
+//! permit is taken before a worker is removed. `closed` is set under both locks, and a worker
+//! is pushed only under the `idle` lock after checking it, so nothing joins the stack once
+//! `close` has emptied it. Lock order: `scale`, then `idle`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::runtime::Handle;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::catch_unwind::panic_message;
 use crate::config::Config;
 use crate::error::Result;
 use crate::init::{self, Initializer};
-use crate::resources::WorkerContext;
+use crate::resources::{Resources, Slot};
 use crate::stats::{Counters, Stats};
+use crate::worker::{Hold, Live, Worker, REPLACE_ALL};
 use crate::worker_id::WorkerId;
 
 /// Why a request did not get a worker.
@@ -41,18 +49,23 @@ pub(crate) enum Rejected {
     Expired,
     /// The pool is shutting down.
     Closed,
+    /// No worker exists and every one that is starting has failed its last attempt.
+    Unavailable,
 }
 
-struct Worker {
-    context: WorkerContext,
-    idle_since: Instant,
+/// An idle worker, and since when.
+struct Idle {
+    worker: Arc<Worker>,
+    since: Instant,
 }
 
 struct Scale {
     /// Workers that exist or are starting.
     total: usize,
-    /// Workers whose initializers are running.
+    /// Workers whose initializers are running, or waiting to retry after a failure.
     starting: usize,
+    /// Of `starting`, those whose last attempt failed.
+    failing: usize,
     /// Requests waiting for a permit.
     waiting: usize,
     free_ids: BinaryHeap<Reverse<u32>>,
@@ -82,6 +95,11 @@ impl Scale {
         self.total -= 1;
         self.free_ids.push(Reverse(id.get() as u32));
     }
+
+    /// Nothing can serve soon: no worker is ready, and every one starting is failing.
+    fn unavailable(&self) -> bool {
+        self.starting > 0 && self.total == self.starting && self.failing == self.starting
+    }
 }
 
 pub(crate) struct Pool {
@@ -90,11 +108,22 @@ pub(crate) struct Pool {
     min: usize,
     idle_timeout: Duration,
     inits: Arc<[Initializer]>,
+    /// Whether any initializer has a `broken` check (skips the checks when none has).
+    checks_broken: bool,
     permits: Semaphore,
-    idle: Mutex<VecDeque<Worker>>,
+    idle: Mutex<VecDeque<Idle>>,
     scale: Mutex<Scale>,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
+    /// Woken when the pool becomes unavailable (see [`Scale::unavailable`]).
+    unavailable: Notify,
+    /// Set when a drain begins (see [`Drain`](crate::Drain)).
+    draining: AtomicBool,
+    draining_tx: watch::Sender<bool>,
+    /// Where workers start and resources drop, whichever thread gives a worker back.
+    runtime: Handle,
+    /// Workers whose resources are not dropped yet.
+    live: Arc<Live>,
     pub(crate) counters: Counters,
 }
 
@@ -117,23 +146,31 @@ impl Pool {
     /// Creates the pool and starts `min_workers`; fails, naming the initializer, if one fails.
     pub(crate) async fn start(config: &Config, inits: Vec<Initializer>) -> Result<Arc<Pool>> {
         let min = config.min_workers();
+        let checks_broken = inits.iter().any(Initializer::checks_broken);
         let pool = Arc::new(Pool {
             max: config.max_concurrent,
             queue: config.queue,
             min,
             idle_timeout: config.idle_timeout,
             inits: inits.into(),
+            checks_broken,
             permits: Semaphore::new(0),
             idle: Mutex::new(VecDeque::with_capacity(config.max_concurrent.min(1024))),
             scale: Mutex::new(Scale {
                 total: 0,
                 starting: 0,
+                failing: 0,
                 waiting: 0,
                 free_ids: BinaryHeap::new(),
                 next_id: 0,
             }),
             closed: AtomicBool::new(false),
             closed_tx: watch::Sender::new(false),
+            unavailable: Notify::new(),
+            draining: AtomicBool::new(false),
+            draining_tx: watch::Sender::new(false),
+            runtime: Handle::current(),
+            live: Arc::default(),
             counters: Counters::new(),
         });
 
@@ -141,12 +178,15 @@ impl Pool {
         for _ in 0..min {
             let id = lock(&pool.scale).reserve();
             let inits = Arc::clone(&pool.inits);
-            starting.spawn(async move { (id, init::run_all(&inits, id).await) });
+            starting.spawn(async move {
+                let mut slots = vec![None; inits.len()];
+                (id, init::fill(&inits, id, &mut slots).await)
+            });
         }
         while let Some(joined) = starting.join_next().await {
             let (id, result) = joined.expect("initializer tasks catch their panics");
             match result {
-                Ok(resources) => pool.ready(id, resources.into()),
+                Ok(resources) => pool.ready(id, resources, false),
                 Err(err) => {
                     pool.counters.init_failed();
                     starting.abort_all();
@@ -161,114 +201,193 @@ impl Pool {
 
     /// Leases a worker: at once if one is idle, else after waiting in the queue until
     /// `deadline`, else not at all.
-    pub(crate) async fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<Lease, Rejected> {
+    pub(crate) async fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<Hold, Rejected> {
         if let Ok(permit) = self.permits.try_acquire() {
             permit.forget();
-            return Ok(self.lease());
+            hooks::at("acquire:permit-taken");
+            return self.lease();
         }
+        // Registered before admission, so a failure reported in between is not missed.
+        let mut unavailable = pin!(self.unavailable.notified());
+        unavailable.as_mut().enable();
         self.enqueue()?;
         let _waiting = Waiting(self);
-        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
-            Ok(Ok(permit)) => {
-                permit.forget();
-                Ok(self.lease())
-            }
-            Ok(Err(_closed)) => Err(Rejected::Closed),
-            Err(_elapsed) => Err(Rejected::Expired),
+        tokio::select! {
+            biased;
+            permit = self.permits.acquire() => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    self.lease()
+                }
+                Err(_closed) => Err(Rejected::Closed),
+            },
+            () = &mut unavailable => Err(Rejected::Unavailable),
+            () = tokio::time::sleep_until(deadline) => Err(Rejected::Expired),
         }
     }
 
-    /// Admits a request to the queue, or sheds it; starts a worker if one may be added.
+    /// Admits a request to the queue, or refuses it; starts a worker if one may be added.
     fn enqueue(self: &Arc<Self>) -> Result<(), Rejected> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             return Err(Rejected::Closed);
         }
         let mut scale = lock(&self.scale);
-        // This request would wait: give it a worker of its own if the pool may grow.
+        if scale.unavailable() {
+            return Err(Rejected::Unavailable);
+        }
+        // This request would wait: give it a worker of its own if the pool may grow. It waits
+        // for that worker without taking a queue place.
         if scale.starting <= scale.waiting && scale.total < self.max {
             let id = scale.reserve();
-            tokio::spawn(start_worker(Arc::clone(self), id));
+            scale.waiting += 1;
+            drop(scale);
+            self.spawn_start(id, vec![None; self.inits.len()]);
+            return Ok(());
         }
-        // Requests waiting for a worker that is starting for them do not take queue places.
-        if scale.waiting >= self.queue + scale.starting {
+        if scale.waiting >= self.queue.saturating_add(scale.starting) {
             return Err(Rejected::Shed);
         }
         scale.waiting += 1;
         Ok(())
     }
 
-    fn lease(self: &Arc<Self>) -> Lease {
-        let worker = lock(&self.idle)
-            .pop_back()
-            .expect("a permit always has an idle worker behind it");
-        Lease {
-            pool: Arc::clone(self),
-            worker: Some(worker),
-            poisoned: false,
+    /// Takes the idle worker behind a permit; `Closed` if `close` emptied the stack meanwhile.
+    fn lease(&self) -> Result<Hold, Rejected> {
+        match lock(&self.idle).pop_back() {
+            Some(idle) => Ok(Hold::lease(idle.worker)),
+            None => {
+                debug_assert!(self.is_closed(), "a permit without an idle worker");
+                Err(Rejected::Closed)
+            }
         }
     }
 
     /// A started worker joins the idle stack (or is dropped if the pool closed meanwhile).
-    fn ready(&self, id: WorkerId, resources: Arc<crate::resources::Resources>) {
-        let worker = Worker {
-            context: WorkerContext { id, resources },
-            idle_since: Instant::now(),
-        };
-        let mut scale = lock(&self.scale);
-        scale.starting -= 1;
-        if self.closed.load(Ordering::Acquire) {
-            scale.forget_worker(id);
-            drop(scale);
-            drop_off_thread(vec![worker]);
+    fn ready(self: &Arc<Self>, id: WorkerId, resources: Resources, failed_before: bool) {
+        let worker = Worker::new(id, resources, Arc::downgrade(self), &self.live);
+        {
+            let mut scale = lock(&self.scale);
+            scale.starting -= 1;
+            if failed_before {
+                scale.failing -= 1;
+            }
+        }
+        hooks::at("ready:counted");
+        let mut idle = lock(&self.idle);
+        if self.is_closed() {
+            drop(idle);
+            lock(&self.scale).forget_worker(id);
+            self.drop_off_thread(vec![worker]);
             return;
         }
-        lock(&self.idle).push_back(worker);
-        drop(scale);
+        idle.push_back(Idle {
+            worker,
+            since: Instant::now(),
+        });
+        drop(idle);
         self.permits.add_permits(1);
         tracing::debug!(worker = %id, "worker ready");
     }
 
-    fn release(&self, worker: Worker) {
+    /// The last hold on a worker dropped: check its resources, then make it idle again, or
+    /// replace what is broken first.
+    pub(crate) fn give_back(self: &Arc<Self>, worker: Arc<Worker>, now: Instant) {
+        let mut replace = worker.take_replacements();
+        if self.checks_broken && replace & REPLACE_ALL == 0 {
+            replace |= self.broken_resources(&worker);
+        }
+        if replace != 0 {
+            return self.reinitialize(worker, replace);
+        }
         let mut idle = lock(&self.idle);
-        if self.closed.load(Ordering::Acquire) {
+        if self.is_closed() {
             drop(idle);
-            lock(&self.scale).forget_worker(worker.context.id);
-            drop_off_thread(vec![worker]);
+            lock(&self.scale).forget_worker(worker.id);
+            self.drop_off_thread(vec![worker]);
             return;
         }
-        idle.push_back(worker);
+        idle.push_back(Idle { worker, since: now });
         drop(idle);
         self.permits.add_permits(1);
     }
 
-    /// A worker whose request panicked: drop its resources and initialise new ones.
-    fn reinitialize(self: &Arc<Self>, worker: Worker) {
-        let id = worker.context.id;
-        if self.closed.load(Ordering::Acquire) {
-            lock(&self.scale).forget_worker(id);
-        } else {
-            lock(&self.scale).starting += 1;
-            tokio::spawn(start_worker(Arc::clone(self), id));
+    /// The resources whose initializer's `broken` check says so.
+    fn broken_resources(&self, worker: &Worker) -> u64 {
+        let mut broken = 0;
+        for (index, (init, slot)) in self.inits.iter().zip(worker.resources.slots()).enumerate() {
+            if init.is_broken(slot) {
+                tracing::warn!(
+                    worker = %worker.id,
+                    initializer = init.name(),
+                    "a worker resource is broken; replacing it"
+                );
+                broken |= if index < 63 { 1 << index } else { REPLACE_ALL };
+            }
         }
-        drop_off_thread(vec![worker]);
+        broken
+    }
+
+    /// Drops the resources marked in `replace` (off the request path) and initialises them
+    /// again; the worker serves again once they exist.
+    fn reinitialize(self: &Arc<Self>, worker: Arc<Worker>, replace: u64) {
+        let id = worker.id;
+        let kept = worker
+            .resources
+            .slots()
+            .enumerate()
+            .map(|(index, slot)| {
+                let replaced = replace & REPLACE_ALL != 0 || replace & (1 << index) != 0;
+                (!replaced).then(|| slot.clone())
+            })
+            .collect();
+        {
+            let mut scale = lock(&self.scale);
+            if self.is_closed() {
+                scale.forget_worker(id);
+            } else {
+                scale.starting += 1;
+                drop(scale);
+                self.spawn_start(id, kept);
+            }
+        }
+        self.drop_off_thread(vec![worker]);
+    }
+
+    fn spawn_start(self: &Arc<Self>, id: WorkerId, slots: Vec<Option<Slot>>) {
+        self.runtime
+            .spawn(start_worker(Arc::clone(self), id, slots));
     }
 
     /// Stops the pool: waiting requests are refused, idle workers dropped now and busy ones when
-    /// they are released. Waits until the idle workers' resources are dropped.
+    /// they are given back. Waits until the idle workers' resources are dropped.
     pub(crate) async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.closed_tx.send_replace(true);
-        self.permits.close();
-        let workers: Vec<Worker> = lock(&self.idle).drain(..).collect();
-        {
-            let mut scale = lock(&self.scale);
-            for worker in &workers {
-                scale.forget_worker(worker.context.id);
-            }
-        }
-        if let Some(dropping) = drop_off_thread(workers) {
+        if let Some(dropping) = self.shut() {
             let _ = dropping.await;
         }
+    }
+
+    /// Resolves once every worker's resources are dropped: after `close`, the workers that were
+    /// busy are dropped when their last hold is.
+    pub(crate) async fn all_dropped(&self) {
+        self.live.all_dropped().await;
+    }
+
+    /// `close` without the wait.
+    fn shut(&self) -> Option<JoinHandle<()>> {
+        let workers: Vec<Arc<Worker>> = {
+            let mut scale = lock(&self.scale);
+            let mut idle = lock(&self.idle);
+            self.closed.store(true, Ordering::Release);
+            idle.drain(..)
+                .map(|idle| {
+                    scale.forget_worker(idle.worker.id);
+                    idle.worker
+                })
+                .collect()
+        };
+        self.closed_tx.send_replace(true);
+        self.permits.close();
+        self.drop_off_thread(workers)
     }
 
     /// Retires workers idle for `idle_timeout`, oldest first, down to `min`. Returns when to
@@ -283,7 +402,7 @@ impl Pool {
                 let Some(oldest) = idle.front() else {
                     break now + self.idle_timeout;
                 };
-                let expires = oldest.idle_since + self.idle_timeout;
+                let expires = oldest.since + self.idle_timeout;
                 if scale.total <= self.min {
                     break now + self.idle_timeout;
                 }
@@ -293,16 +412,16 @@ impl Pool {
                 // Take its permit first: the invariant says one is there unless a request
                 // is about to lease it, in which case the worker is not idle after all.
                 let Ok(permit) = self.permits.try_acquire() else {
-                    break now + self.idle_timeout / 4;
+                    break now + (self.idle_timeout / 4).max(Duration::from_millis(1));
                 };
                 permit.forget();
-                let worker = idle.pop_front().expect("checked above");
-                scale.forget_worker(worker.context.id);
-                tracing::debug!(worker = %worker.context.id, "worker retired after idling");
+                let worker = idle.pop_front().expect("checked above").worker;
+                scale.forget_worker(worker.id);
+                tracing::debug!(worker = %worker.id, "worker retired after idling");
                 retired.push(worker);
             }
         };
-        drop_off_thread(retired);
+        self.drop_off_thread(retired);
         next
     }
 
@@ -331,15 +450,36 @@ impl Pool {
         let idle = lock(&self.idle).len();
         scale.total - scale.starting - idle + scale.waiting
     }
-}
 
-/// Drops workers (and so the user's resources, e.g. database connections, whose `Drop` may block)
-/// on the blocking pool.
-fn drop_off_thread(workers: Vec<Worker>) -> Option<tokio::task::JoinHandle<()>> {
-    if workers.is_empty() {
-        return None;
+    /// A drain begins: [`Drain`](crate::Drain) resolves, readiness answers 503.
+    pub(crate) fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.draining_tx.send_replace(true);
     }
-    Some(tokio::task::spawn_blocking(move || drop(workers)))
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn draining(&self) -> watch::Receiver<bool> {
+        self.draining_tx.subscribe()
+    }
+
+    /// Drops workers (and so the user's resources, e.g. database connections, whose `Drop` may
+    /// block) on the blocking pool. `Resources` drops each value apart, so a panicking `Drop`
+    /// costs only its own value.
+    fn drop_off_thread(&self, workers: Vec<Arc<Worker>>) -> Option<JoinHandle<()>> {
+        if workers.is_empty() {
+            return None;
+        }
+        Some(self.runtime.spawn_blocking(move || {
+            for worker in workers {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(worker))) {
+                    tracing::error!(panic = panic_message(&*panic), "dropping a worker panicked");
+                }
+            }
+        }))
+    }
 }
 
 /// Counts a request as waiting for as long as it exists.
@@ -351,60 +491,15 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A worker, leased to one request. Dropping it gives the worker back.
-pub(crate) struct Lease {
-    pool: Arc<Pool>,
-    worker: Option<Worker>,
-    poisoned: bool,
-}
-
-impl Lease {
-    pub(crate) fn context(&self) -> &WorkerContext {
-        &self.worker.as_ref().expect("present until drop").context
-    }
-
-    pub(crate) fn id(&self) -> WorkerId {
-        self.context().id
-    }
-
-    /// The request panicked: the worker's resources may be mid-operation, so they are replaced.
-    pub(crate) fn poison(&mut self) {
-        self.poisoned = true;
-    }
-
-    /// Gives the worker back, idle since `now` (saves reading the clock again).
-    pub(crate) fn release_at(mut self, now: Instant) {
-        self.give_back(now);
-    }
-
-    fn give_back(&mut self, now: Instant) {
-        if let Some(mut worker) = self.worker.take() {
-            if self.poisoned {
-                self.pool.reinitialize(worker);
-            } else {
-                worker.idle_since = now;
-                self.pool.release(worker);
-            }
-        }
-    }
-}
-
-impl Drop for Lease {
-    /// A request cancelled before `release_at` (its connection closed or was aborted).
-    fn drop(&mut self) {
-        if self.worker.is_some() {
-            self.give_back(Instant::now());
-        }
-    }
-}
-
-/// Starts one worker off the request path, retrying a failing initializer with backoff.
-async fn start_worker(pool: Arc<Pool>, id: WorkerId) {
+/// Starts one worker off the request path (or restores one whose resources were replaced),
+/// retrying a failing initializer with backoff. `slots` holds the resources it keeps.
+async fn start_worker(pool: Arc<Pool>, id: WorkerId, mut slots: Vec<Option<Slot>>) {
     let mut backoff = Duration::from_millis(100);
+    let mut failed = false;
     let mut closed = pool.closed_tx.subscribe();
     loop {
-        match init::run_all(&pool.inits, id).await {
-            Ok(resources) => return pool.ready(id, resources.into()),
+        match init::fill(&pool.inits, id, &mut slots).await {
+            Ok(resources) => return pool.ready(id, resources, failed),
             Err(err) => {
                 pool.counters.init_failed();
                 tracing::error!(
@@ -414,6 +509,15 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId) {
                     retry_in = ?backoff,
                     "worker failed to start"
                 );
+                let mut scale = lock(&pool.scale);
+                if !failed {
+                    failed = true;
+                    scale.failing += 1;
+                }
+                if scale.unavailable() {
+                    drop(scale);
+                    pool.unavailable.notify_waiters();
+                }
             }
         }
         tokio::select! {
@@ -421,6 +525,7 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId) {
             _ = closed.wait_for(|closed| *closed) => {
                 let mut scale = lock(&pool.scale);
                 scale.starting -= 1;
+                scale.failing -= 1;
                 scale.forget_worker(id);
                 return;
             }
@@ -441,3 +546,37 @@ async fn reap(pool: Weak<Pool>, mut closed: watch::Receiver<bool>) {
         }
     }
 }
+
+/// Points where a test can run code between two steps of the pool, to force an interleaving.
+mod hooks {
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(super) fn at(_point: &'static str) {}
+
+    #[cfg(test)]
+    type Hook = Box<dyn FnMut(&'static str)>;
+
+    #[cfg(test)]
+    thread_local! {
+        static HOOK: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Runs the hook set on this thread, if any.
+    #[cfg(test)]
+    pub(super) fn at(point: &'static str) {
+        let hook = HOOK.with(|hook| hook.borrow_mut().take());
+        if let Some(mut hook) = hook {
+            hook(point);
+            HOOK.with(|slot| *slot.borrow_mut() = Some(hook));
+        }
+    }
+
+    /// Sets the hook for this thread (tests use a current-thread runtime).
+    #[cfg(test)]
+    pub(super) fn set(hook: impl FnMut(&'static str) + 'static) {
+        HOOK.with(|slot| *slot.borrow_mut() = Some(Box::new(hook)));
+    }
+}
+
+#[cfg(test)]
+mod tests;

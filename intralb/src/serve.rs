@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,10 +50,11 @@ pub(crate) async fn run<S: RouterService>(
         closing: closing_rx,
         abort: abort_rx,
         first_byte_timeout: options.header_read_timeout,
+        open: Arc::new(AtomicUsize::new(0)),
     };
     let stop_accepting = async {
         shutdown.await;
-        shared.draining.store(true, Ordering::Relaxed);
+        shared.pool.begin_drain();
         if !options.drain_delay.is_zero() {
             tracing::info!(
                 drain_delay = ?options.drain_delay,
@@ -90,27 +91,66 @@ pub(crate) async fn run<S: RouterService>(
         "shutting down: no longer accepting; draining in-flight requests"
     );
     // Keep-alive connections close after their current response (HTTP/2: GOAWAY).
+    let open = Arc::clone(&connections.open);
     let mut drained = pin!(graceful.shutdown());
-    let aborted = match tokio::time::timeout(options.shutdown_timeout, &mut drained).await {
-        Ok(()) => 0,
-        Err(_) => {
-            let aborted = pool.in_flight();
+    let mut cut = Cut::default();
+    if tokio::time::timeout(options.shutdown_timeout, &mut drained)
+        .await
+        .is_err()
+    {
+        // The deadline: requests still running are cancelled and, like those still queued,
+        // answered `503` + `Connection: close`; then connections get a moment to write those
+        // answers, and the rest (streams, clients that do not read) are cut.
+        cut.requests = pool.in_flight();
+        shared.cut.fire();
+        pool.close().await;
+        if tokio::time::timeout(LAST_ANSWERS, &mut drained)
+            .await
+            .is_err()
+        {
+            cut.connections = open.load(Ordering::Relaxed);
             abort_tx.send_replace(true);
             drained.await;
-            aborted
         }
-    };
+    }
     pool.close().await;
+    // Workers given back after `close` (a request cut at the deadline) drop off-thread; a
+    // `Db<T>` kept outside any request (in a detached task) may hold one longer: not waited for.
+    if tokio::time::timeout(LAST_ANSWERS, pool.all_dropped())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: some workers are still held (a `Db<T>` kept in a task that outlived its \
+             request); their resources drop when it does"
+        );
+    }
     let drained = pool.counters.answered() - answered_before;
-    if aborted > 0 {
+    if cut.requests > 0 || cut.connections > 0 {
         tracing::warn!(
             drained,
-            aborted,
-            "shutdown: requests still running at the deadline were cancelled"
+            cut_requests = cut.requests,
+            cut_connections = cut.connections,
+            "shutdown: what was still running at the deadline was cut (requests answered 503; \
+             connections with a response still streaming closed)"
         );
     } else {
-        tracing::info!(drained, aborted, "shutdown complete");
+        tracing::info!(drained, "shutdown complete");
     }
+}
+
+/// After the shutdown deadline, how long connections may take to write their last answers
+/// before they are closed.
+const LAST_ANSWERS: Duration = Duration::from_millis(500);
+
+/// What the shutdown deadline cut.
+#[derive(Default)]
+struct Cut {
+    /// Requests running or queued, answered `503`.
+    requests: usize,
+    /// Connections still open after their last answers (a response body still streaming, or a
+    /// client that does not read).
+    connections: usize,
 }
 
 /// Spawns one task per connection, watched for the graceful shutdown and abortable at its
@@ -121,6 +161,17 @@ struct Connections<'a> {
     closing: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
     first_byte_timeout: Duration,
+    /// Connection tasks alive.
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts a connection task as open while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Connections<'_> {
@@ -142,7 +193,10 @@ impl Connections<'_> {
         let first_byte_timeout = self.first_byte_timeout;
         let mut closing = self.closing.clone();
         let mut abort = self.abort.clone();
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let open = Open(Arc::clone(&self.open));
         tokio::spawn(async move {
+            let _open = open;
             let serve = async move {
                 // hyper's header timeout starts once the protocol is detected: bound the wait
                 // for the first byte too, or a silent client holds its connection forever.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 
 /// A point-in-time view of the balancer.
 ///
@@ -31,6 +32,12 @@ pub struct Stats {
     pub shed: u64,
     /// Requests answered `503` because their deadline passed while they waited in the queue.
     pub expired_in_queue: u64,
+    /// Requests answered `503` at once because no worker existed and every worker start was
+    /// failing (an initializer's database is down, say), instead of waiting for their deadline.
+    pub unavailable: u64,
+    /// Requests answered `503` + `Connection: close` because the server was shutting down:
+    /// refused during the drain, still queued at its deadline, or cancelled by it.
+    pub shutting_down: u64,
     /// Requests answered `504` because their deadline passed while a worker ran them.
     pub timed_out: u64,
     /// Requests whose handler panicked (answered `500`).
@@ -70,39 +77,6 @@ impl Percentiles {
             p90: at(0.9),
             p99: at(0.99),
             max: Duration::from_micros(h.max()),
-        }
-    }
-}
-
-/// How intralb answered a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Served,
-    Shed,
-    ExpiredInQueue,
-    TimedOut,
-    Panicked,
-    Failed,
-}
-
-impl Outcome {
-    pub(crate) const ALL: [Outcome; 6] = [
-        Outcome::Served,
-        Outcome::Shed,
-        Outcome::ExpiredInQueue,
-        Outcome::TimedOut,
-        Outcome::Panicked,
-        Outcome::Failed,
-    ];
-
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Outcome::Served => "served",
-            Outcome::Shed => "shed",
-            Outcome::ExpiredInQueue => "expired_in_queue",
-            Outcome::TimedOut => "timed_out",
-            Outcome::Panicked => "panicked",
-            Outcome::Failed => "failed",
         }
     }
 }
@@ -206,6 +180,8 @@ impl Counters {
         stats.served = self.get(Outcome::Served);
         stats.shed = self.get(Outcome::Shed);
         stats.expired_in_queue = self.get(Outcome::ExpiredInQueue);
+        stats.unavailable = self.get(Outcome::Unavailable);
+        stats.shutting_down = self.get(Outcome::ShuttingDown);
         stats.timed_out = self.get(Outcome::TimedOut);
         stats.panicked = self.get(Outcome::Panicked);
         stats.failed = self.get(Outcome::Failed);
@@ -227,6 +203,8 @@ impl Stats {
             served: 0,
             shed: 0,
             expired_in_queue: 0,
+            unavailable: 0,
+            shutting_down: 0,
             timed_out: 0,
             panicked: 0,
             failed: 0,

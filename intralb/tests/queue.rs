@@ -10,7 +10,7 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use common::*;
-use intralb::Balancer;
+use intralb::{Balancer, Db};
 use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,8 +146,9 @@ async fn a_request_past_its_deadline_while_running_gets_504_and_is_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
-    // `/block` blocks its thread, so the deadline cannot free the worker: the queued request
-    // must expire where it waits.
+    // `/block` keeps its worker in a blocking call, which outlives the handler's deadline: the
+    // worker stays busy, so the queued request must expire where it waits. (Blocking a runtime
+    // thread instead can hang the test: tokio cannot steal a task parked behind it.)
     let (release, released) = mpsc::channel::<()>();
     let released = Arc::new(Mutex::new(released));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -156,8 +157,8 @@ async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
         Router::new()
             .route(
                 "/block",
-                get(move || async move {
-                    released.lock().unwrap().recv().unwrap();
+                get(move |mut db: Db<()>| async move {
+                    Db::blocking(&mut db, move |_| released.lock().unwrap().recv().unwrap()).await
                 }),
             )
             .route(
@@ -170,7 +171,8 @@ async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
     let builder = Balancer::builder()
         .max_concurrent(1)
         .queue(1)
-        .timeout(Duration::from_millis(300));
+        .timeout(Duration::from_millis(300))
+        .db_init(|_| Ok::<_, std::convert::Infallible>(()));
     let server = start(builder, app).await;
     let blocked = spawn_get(server.addr(), "/block");
     server.wait_for("the worker busy", |s| s.busy == 1).await;
@@ -186,6 +188,6 @@ async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
     assert_eq!(calls.load(SeqCst), 0, "the handler never ran");
     assert_eq!(server.stats().expired_in_queue, 1);
     release.send(()).unwrap();
-    blocked.await.unwrap();
+    assert_eq!(blocked.await.unwrap().status, 504, "its deadline passed");
     server.stop().await;
 }
