@@ -56,51 +56,65 @@ fn open(_worker: WorkerId) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-async fn create(db: Db<Connection>, Json(new): Json<NewNote>) -> Reply<(StatusCode, Json<Note>)> {
-    let id = db
-        .query_row(
+// Every SQLite call runs through `Db::blocking`: a query waiting for the write lock blocks
+// its thread, and on the runtime's threads it would stall the probes and the shedding too.
+
+async fn create(
+    mut db: Db<Connection>,
+    Json(new): Json<NewNote>,
+) -> Reply<(StatusCode, Json<Note>)> {
+    let note = Db::blocking(&mut db, move |conn| {
+        let id = conn.query_row(
             "INSERT INTO notes (body) VALUES (?1) RETURNING id",
             [&new.body],
             |row| row.get(0),
-        )
-        .map_err(internal)?;
-    Ok((StatusCode::CREATED, Json(Note { id, body: new.body })))
+        )?;
+        Ok(Note { id, body: new.body })
+    })
+    .await
+    .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(note)))
 }
 
-async fn list(db: Db<Connection>) -> Reply<Json<Vec<Note>>> {
-    let mut query = db
-        .prepare_cached("SELECT id, body FROM notes ORDER BY id")
-        .map_err(internal)?;
-    let notes = query
-        .query_map([], |row| {
+async fn list(mut db: Db<Connection>) -> Reply<Json<Vec<Note>>> {
+    let notes = Db::blocking(&mut db, |conn| {
+        let mut query = conn.prepare_cached("SELECT id, body FROM notes ORDER BY id")?;
+        let notes = query.query_map([], |row| {
+            Ok(Note {
+                id: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })?;
+        notes.collect::<rusqlite::Result<Vec<Note>>>()
+    })
+    .await
+    .map_err(internal)?;
+    Ok(Json(notes))
+}
+
+async fn fetch(mut db: Db<Connection>, Path(id): Path<i64>) -> Reply<Json<Note>> {
+    Db::blocking(&mut db, move |conn| {
+        conn.query_row("SELECT id, body FROM notes WHERE id = ?1", [id], |row| {
             Ok(Note {
                 id: row.get(0)?,
                 body: row.get(1)?,
             })
         })
-        .and_then(Iterator::collect)
-        .map_err(internal)?;
-    Ok(Json(notes))
-}
-
-async fn fetch(db: Db<Connection>, Path(id): Path<i64>) -> Reply<Json<Note>> {
-    db.query_row("SELECT id, body FROM notes WHERE id = ?1", [id], |row| {
-        Ok(Note {
-            id: row.get(0)?,
-            body: row.get(1)?,
-        })
+        .optional()
     })
-    .optional()
+    .await
     .map_err(internal)?
     .map(Json)
     .ok_or((StatusCode::NOT_FOUND, format!("no note {id}\n")))
 }
 
-async fn delete(db: Db<Connection>, Path(id): Path<i64>) -> Reply<StatusCode> {
-    match db
-        .execute("DELETE FROM notes WHERE id = ?1", [id])
-        .map_err(internal)?
-    {
+async fn delete(mut db: Db<Connection>, Path(id): Path<i64>) -> Reply<StatusCode> {
+    let deleted = Db::blocking(&mut db, move |conn| {
+        conn.execute("DELETE FROM notes WHERE id = ?1", [id])
+    })
+    .await
+    .map_err(internal)?;
+    match deleted {
         0 => Err((StatusCode::NOT_FOUND, format!("no note {id}\n"))),
         _ => Ok(StatusCode::NO_CONTENT),
     }

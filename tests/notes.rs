@@ -162,3 +162,71 @@ async fn a_sigterm_during_writes_loses_no_acknowledged_note() {
     assert!(!acknowledged.is_empty());
     assert_notes_stored(&db, &acknowledged);
 }
+
+/// A gauge's value from the example's Prometheus endpoint (scraped fresh each call).
+async fn gauge(client: &HttpClient, addr: std::net::SocketAddr, series: &str) -> f64 {
+    let metrics = fetch_with(client, addr, "/metrics").await.body;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_another_process_holds_the_write_lock_probes_answer_and_excess_is_shed() {
+    let dir = TempDir::new("notes-locked");
+    let db = dir.file("notes.db");
+    let notes = Example::start(
+        "notes",
+        &[
+            ("NOTES_DB", &db),
+            ("INTRALB_MAX_CONCURRENT", "4"),
+            ("INTRALB_MIN_WORKERS", "4"),
+            ("INTRALB_QUEUE", "8"),
+        ],
+    );
+    let addr = notes.addr;
+    let client = client();
+    assert_eq!(create(&client, addr, "before").await.status, 201);
+
+    // Another process's transaction takes SQLite's write lock: every write now waits in
+    // SQLite's busy handler (up to the example's 5 s busy timeout), blocking its thread.
+    let locker = rusqlite::Connection::open(&db).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let writers: Vec<_> = (0..12)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { create(&client, addr, &format!("blocked {n}")).await })
+        })
+        .collect();
+    // Every worker inside SQLite, the queue full: with the calls on the runtime's threads,
+    // the server could not even answer this scrape.
+    let mut full = false;
+    for _ in 0..400 {
+        let busy = gauge(&client, addr, "intralb_workers{state=\"busy\"}").await;
+        let queued = gauge(&client, addr, "intralb_queue_depth").await;
+        if busy == 4.0 && queued == 8.0 {
+            full = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(full, "4 busy and 8 queued while the lock is held");
+    assert_eq!(fetch_with(&client, addr, "/healthz").await.status, 200);
+    let shed = create(&client, addr, "one too many").await;
+    assert_eq!(shed.status, 503, "{shed:?}");
+    assert_eq!(shed.header("retry-after"), Some("1"));
+
+    // The lock is released: every waiting write goes through.
+    locker.execute_batch("COMMIT").unwrap();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        let reply = within("a blocked write", writer).await.unwrap();
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let note: Value = serde_json::from_str(&reply.body).unwrap();
+        acknowledged.push(note["id"].as_i64().unwrap());
+    }
+    assert_notes_stored(&db, &acknowledged);
+    let (status, output) = notes.stop();
+    assert!(status.success(), "{output}");
+}

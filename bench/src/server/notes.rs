@@ -4,7 +4,8 @@
 //!
 //! The handlers are the same for every opponent; only where the connection comes from differs:
 //! the request's intralb worker (`Db<Connection>`), one `Mutex<Connection>` shared by all, or an
-//! r2d2 pool of `limit` connections. As in the example, SQLite runs on the request's task.
+//! r2d2 pool of `limit` connections. As in the example, SQLite runs on tokio's blocking threads
+//! (`Db::blocking` for intralb, `spawn_blocking` for the others), never on the runtime's.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -136,11 +137,26 @@ enum Conn {
 }
 
 impl Conn {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Reply<T> {
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T, F>(self, f: F) -> Reply<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let blocking = |f: Box<dyn FnOnce() -> rusqlite::Result<T> + Send>| async move {
+            tokio::task::spawn_blocking(f)
+                .await
+                .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        };
         match self {
-            Conn::Worker(db) => f(db),
-            Conn::Shared(conn) => f(&conn.lock().unwrap_or_else(PoisonError::into_inner)),
-            Conn::Pooled(conn) => f(conn),
+            Conn::Worker(mut db) => Db::blocking(&mut db, move |c| f(c)).await,
+            Conn::Shared(conn) => {
+                blocking(Box::new(move || {
+                    f(&conn.lock().unwrap_or_else(PoisonError::into_inner))
+                }))
+                .await
+            }
+            Conn::Pooled(conn) => blocking(Box::new(move || f(&conn))).await,
         }
         .map_err(internal)
     }
@@ -164,15 +180,18 @@ impl FromRequestParts<Store> for Conn {
 }
 
 async fn create(conn: Conn, Json(new): Json<NewNote>) -> Reply<(StatusCode, Json<Note>)> {
-    let id = conn.with(|c| {
-        c.prepare_cached("INSERT INTO notes (body) VALUES (?1) RETURNING id")?
-            .query_row([&new.body], |row| row.get(0))
-    })?;
+    let body = new.body.clone();
+    let id = conn
+        .with(move |c| {
+            c.prepare_cached("INSERT INTO notes (body) VALUES (?1) RETURNING id")?
+                .query_row([&body], |row| row.get(0))
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(Note { id, body: new.body })))
 }
 
 async fn fetch(conn: Conn, UrlPath(id): UrlPath<i64>) -> Reply<Json<Note>> {
-    conn.with(|c| {
+    conn.with(move |c| {
         c.prepare_cached("SELECT id, body FROM notes WHERE id = ?1")?
             .query_row([id], |row| {
                 Ok(Note {
@@ -181,14 +200,15 @@ async fn fetch(conn: Conn, UrlPath(id): UrlPath<i64>) -> Reply<Json<Note>> {
                 })
             })
             .optional()
-    })?
+    })
+    .await?
     .map(Json)
     .ok_or((StatusCode::NOT_FOUND, format!("no note {id}\n")))
 }
 
 async fn list(conn: Conn, Query(query): Query<ListQuery>) -> Reply<Json<Vec<Note>>> {
     let limit = query.limit.unwrap_or(20);
-    conn.with(|c| {
+    conn.with(move |c| {
         c.prepare_cached("SELECT id, body FROM notes ORDER BY id DESC LIMIT ?1")?
             .query_map([limit], |row| {
                 Ok(Note {
@@ -198,5 +218,6 @@ async fn list(conn: Conn, Query(query): Query<ListQuery>) -> Reply<Json<Vec<Note
             })?
             .collect()
     })
+    .await
     .map(Json)
 }
