@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod client;
+pub mod postgres;
 pub use client::*;
 
 use std::net::SocketAddr;
