@@ -1,10 +1,13 @@
-//! Helpers shared by both macros: error collection, the function-shape checks, "specified more
-//! than once", suggestions for misspelled keys, and the path of the runtime crate.
+//! Helpers shared by both macros: error collection, the `key = value` argument parser (with its
+//! "unknown key", "specified more than once" and "expected a value" errors, and suggestions for
+//! misspelled keys), the function-shape checks, and the path of the runtime crate.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{FnArg, Generics, LitStr, Path, ReturnType, Signature, Type};
+use syn::{Expr, ExprLit, FnArg, Generics, Lit, LitStr, Path, ReturnType, Signature, Token, Type};
 
 /// Collects errors so that the user sees all of them at once.
 #[derive(Default)]
@@ -63,9 +66,119 @@ pub(crate) fn with_item(error: syn::Error, item: impl ToTokens) -> TokenStream {
     quote! { #error #item }
 }
 
+/// The `key = value, ...` arguments an attribute takes, and how to help with a wrong one. Both
+/// macros parse their arguments with it, so that they report unknown keys, repeated keys and
+/// missing values alike.
+pub(crate) struct KeyValues<'a> {
+    /// The attribute as messages name it: `#[balanced]`.
+    pub(crate) attribute: &'a str,
+    /// Every key, in the order messages list them.
+    pub(crate) keys: &'a [&'static str],
+    /// Keys that are not valid but that users plausibly mean as a valid one.
+    pub(crate) aliases: &'a [(&'a str, &'static str)],
+    /// An example value for a key, shown when its value is missing: `key = example`.
+    pub(crate) example: fn(&str) -> &'static str,
+}
+
+impl KeyValues<'_> {
+    /// Parses `tokens`, calling `value` with each valid key given once with a value, and that
+    /// value (seen through the invisible groups of `macro_rules!`). Every error is recorded,
+    /// those `value` records included, and parsing goes on at the next key. Returns every valid
+    /// key given, whether or not its value was usable.
+    pub(crate) fn parse(
+        &self,
+        tokens: TokenStream,
+        errors: &mut Errors,
+        mut value: impl FnMut(&'static str, &Expr, &mut Errors),
+    ) -> Vec<&'static str> {
+        let mut seen = Vec::new();
+        let parser = syn::meta::parser(|meta| {
+            if let Some((key, expr)) = self.parse_one(&meta, &mut seen, errors) {
+                value(key, ungroup(&expr), errors);
+            }
+            skip_value(&meta)
+        });
+        let parsed = parser.parse2(tokens);
+        errors.ok(parsed);
+        seen
+    }
+
+    /// Parses one `key =` and its value, or records why not.
+    fn parse_one(
+        &self,
+        meta: &ParseNestedMeta<'_>,
+        seen: &mut Vec<&'static str>,
+        errors: &mut Errors,
+    ) -> Option<(&'static str, Expr)> {
+        let Some(ident) = meta.path.get_ident() else {
+            errors.push(self.unknown(&meta.path, &path_to_string(&meta.path)));
+            return None;
+        };
+        let name = ident.to_string();
+        let Some(key) = self.keys.iter().copied().find(|key| *key == name) else {
+            errors.push(self.unknown(ident, &name));
+            return None;
+        };
+        if seen.contains(&key) {
+            errors.push(duplicate(key, ident.span()));
+            return None;
+        }
+        seen.push(key);
+        if !meta.input.peek(Token![=]) {
+            let example = (self.example)(key);
+            errors.at(
+                ident.span(),
+                format!("expected a value: `{key} = {example}`"),
+            );
+            return None;
+        }
+        let expr = errors.ok(meta.value().and_then(|value| value.parse::<Expr>()))?;
+        Some((key, expr))
+    }
+
+    /// "unknown key", with the valid keys and, for a likely misspelling, a hint.
+    fn unknown(&self, key: impl ToTokens, name: &str) -> syn::Error {
+        let attribute = self.attribute;
+        let valid = list(self.keys);
+        let message = match suggest(name, self.keys, self.aliases) {
+            Some(meant) => format!(
+                "unknown `{attribute}` key `{name}`; did you mean `{meant}`? valid keys are {valid}"
+            ),
+            None => format!("unknown `{attribute}` key `{name}`; valid keys are {valid}"),
+        };
+        syn::Error::new_spanned(key, message)
+    }
+}
+
 /// The error for a key given twice, spanned at the second one.
 pub(crate) fn duplicate(key: &str, span: Span) -> syn::Error {
     syn::Error::new(span, format!("`{key}` specified more than once"))
+}
+
+/// Skips what is left of the current `key = value` (after an error, or an unknown key), up to
+/// the next comma, so that parsing resumes at the next key.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        meta.input.parse::<TokenTree>()?;
+    }
+    Ok(())
+}
+
+fn path_to_string(path: &Path) -> String {
+    let segments: Vec<String> = path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    segments.join("::")
+}
+
+/// Looks through the invisible groups `macro_rules!` wraps around `$value:expr`.
+pub(crate) fn ungroup(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => ungroup(&group.expr),
+        _ => expr,
+    }
 }
 
 /// The valid keys as a readable list: `` `a`, `b` and `c` ``.
@@ -190,6 +303,28 @@ impl Default for CratePath {
 }
 
 impl CratePath {
+    /// Parses the value of `crate = ...`, which must be a string literal holding a path.
+    pub(crate) fn from_expr(expr: &Expr) -> syn::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => Self::parse(s),
+            Expr::Path(path) if path.qself.is_none() => {
+                let written = path.path.to_token_stream().to_string().replace(' ', "");
+                Err(syn::Error::new_spanned(
+                    expr,
+                    format!(
+                        "`crate` expects a string literal, not a path: write `crate = \"{written}\"`"
+                    ),
+                ))
+            }
+            _ => Err(syn::Error::new_spanned(
+                expr,
+                "`crate` expects a string literal holding a path, such as `crate = \"my_intralb\"`",
+            )),
+        }
+    }
+
     /// Parses the value of `crate = "path"`. A bare name (`"my_intralb"`) becomes an absolute
     /// path (`::my_intralb`), like a crate name; a path starting with `crate`, `self`, `super`
     /// or `::` is used as written.
@@ -270,5 +405,25 @@ mod tests {
         );
         assert_eq!(path("::intralb").unwrap(), ":: intralb");
         assert!(path("not a path").is_err());
+    }
+
+    #[test]
+    fn crate_path_from_an_expression_must_be_a_string() {
+        let from = |expr: Expr| CratePath::from_expr(&expr).map_err(|e| e.to_string());
+        assert_eq!(
+            from(syn::parse_quote!("lb"))
+                .unwrap()
+                .to_token_stream()
+                .to_string(),
+            ":: lb"
+        );
+        assert_eq!(
+            from(syn::parse_quote!(crate::deps::lb)).err().unwrap(),
+            "`crate` expects a string literal, not a path: write `crate = \"crate::deps::lb\"`"
+        );
+        assert_eq!(
+            from(syn::parse_quote!(1)).err().unwrap(),
+            "`crate` expects a string literal holding a path, such as `crate = \"my_intralb\"`"
+        );
     }
 }

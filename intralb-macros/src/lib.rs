@@ -32,8 +32,9 @@
 //!
 //! Each macro is a pipeline in its own module: `balanced::args` parses the attribute into a
 //! model that keeps every value's span, `balanced::validate` checks what needs more than one
-//! value, and `balanced::expand` writes the code; `db_init` reads the signature and writes its
-//! registration. `common` holds what both share. Every error is spanned at the offending token,
+//! value, and `balanced::expand` writes the code; `db_init::args` parses its attribute,
+//! `db_init::signature` reads the function, and `db_init::expand` writes its registration.
+//! `common` holds what both share, the `key = value` parser included. Every error is spanned at the offending token,
 //! all errors are reported at once, and the user's item is always emitted unchanged next to
 //! them.
 
@@ -204,11 +205,28 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 /// async fn NAME(worker: WorkerId) -> T
 /// #[db_init]
 /// async fn NAME(worker: WorkerId) -> Result<T, E>
+/// #[db_init(broken = PATH, crate = "path")]
 /// ```
 ///
 /// # Attributes
 ///
-/// None: `#[db_init]` takes no arguments.
+/// Both keys are optional; each may be given once.
+///
+/// - `broken = PATH`: the path (not a string) of a function `fn(&T) -> bool` that tells
+///   whether the resource `T` is broken, such as `is_broken` (a function of yours) or
+///   `tokio_postgres::Client::is_closed` (a method of the resource). It runs each time a worker
+///   is given back after a request; when it returns `true`, the resource is dropped and this
+///   function opens a new one before the worker serves again. It must be cheap and must not
+///   block. `T` is the type the function returns (inside the `Result`, if fallible): another
+///   type fails the start of the balancer. See
+///   [`Initializer::broken`](https://docs.rs/intralb/latest/intralb/struct.Initializer.html#method.broken).
+///   A function that does not take a `&T` or return a `bool` is a compile error at `PATH`.
+/// - `crate = "path"`: a string holding the path of the `intralb` crate, for a crate that
+///   depends on intralb under another name (`lb = { package = "intralb", ... }` in
+///   `Cargo.toml`, then `crate = "lb"`) or re-exports it. As for
+///   [`#[balanced]`](macro@balanced), a bare name such as `"lb"` is taken as a crate name
+///   (`::lb`); a path starting with `::`, `crate`, `self` or `super` is used as written.
+///   Default: `"intralb"`.
 ///
 /// A return type whose last path segment is `Result` (`Result<T, E>`, `io::Result<T>`,
 /// `rusqlite::Result<T>`) is fallible: an error (or a panic) fails the worker's start, with the
@@ -248,6 +266,35 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
+/// A client that can break, with the check that tells:
+///
+/// ```ignore
+/// use intralb::{db_init, WorkerId};
+/// use tokio_postgres::{Client, NoTls};
+///
+/// #[db_init(broken = Client::is_closed)]
+/// async fn connect(_: WorkerId) -> Result<Client, tokio_postgres::Error> {
+///     let (client, connection) = tokio_postgres::connect("host=localhost user=app", NoTls).await?;
+///     tokio::spawn(connection);
+///     Ok(client)
+/// }
+/// ```
+///
+/// With intralb renamed in `Cargo.toml` (`lb = { package = "intralb", version = "..." }`):
+///
+/// ```ignore
+/// use rusqlite::Connection;
+///
+/// #[lb::db_init(crate = "lb", broken = is_broken)]
+/// fn shard(worker: lb::WorkerId) -> rusqlite::Result<Connection> {
+///     Connection::open(format!("shard-{}.db", worker.get()))
+/// }
+///
+/// fn is_broken(connection: &Connection) -> bool {
+///     connection.query_row("SELECT 1", [], |_| Ok(())).is_err()
+/// }
+/// ```
+///
 /// # What it expands to
 ///
 /// `open` above stays as it is, and is registered (through the `inventory` crate, which
@@ -271,7 +318,26 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The value of an infallible function is wrapped in `Ok::<_, std::convert::Infallible>(...)`,
 /// and an `async fn` is registered with `Initializer::asynchronous`, as
-/// `|worker| async move { Ok::<_, Infallible>(counter(worker).await) }`.
+/// `|worker| async move { Ok::<_, Infallible>(counter(worker).await) }`. With
+/// `broken = PATH`, the initializer is followed by `.broken(PATH)`:
+///
+/// ```ignore
+/// intralb::__private::Initializer::asynchronous(
+///     concat!(module_path!(), "::", "connect"),
+///     |worker| async move { connect(worker).await },
+/// )
+/// .broken(Client::is_closed)
+/// ```
+///
+/// and with `crate = "lb"`, every `intralb::` above is `::lb::`.
+///
+/// # Compile errors
+///
+/// Unknown keys (with a hint for a close misspelling), repeated keys, a key without a value, a
+/// `broken` that is not a path (a string, a closure, a call), a `crate` that is not a string
+/// holding a path, and a function that is not a free function of one parameter returning
+/// something (see above). All of them are reported at once; the function is still emitted, so
+/// the rest of the crate type-checks.
 #[proc_macro_attribute]
 pub fn db_init(args: TokenStream, item: TokenStream) -> TokenStream {
     db_init::db_init(args.into(), item.into()).into()

@@ -5,15 +5,12 @@
 //! sort that exists is that one line (plus its docs in `lib.rs`); a new sort of value is a new
 //! `Kind` with its parser in `value.rs` and its tokens in `expand.rs`.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::ToTokens;
-use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
+use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, Token};
+use syn::{Expr, Ident};
 
 use super::value::{self, Kind, Value};
-use crate::common::{self, CratePath, Errors};
+use crate::common::{CratePath, Errors, KeyValues};
 
 macro_rules! keys {
     ($($(#[$doc:meta])* $variant:ident => $name:literal: $kind:ident,)*) => {
@@ -116,19 +113,25 @@ pub(crate) struct Args {
     pub(crate) settings: Vec<Setting>,
     pub(crate) serve: Option<Ident>,
     pub(crate) krate: Option<CratePath>,
-    seen: Vec<String>,
+    /// Every valid key given, with a usable value or not.
+    seen: Vec<&'static str>,
 }
 
 impl Args {
     /// Parses the attribute's arguments, recording every error in `errors`.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
+        let keys = Self::valid_keys();
+        let syntax = KeyValues {
+            attribute: "#[balanced]",
+            keys: &keys,
+            aliases: ALIASES,
+            example,
+        };
         let mut args = Self::default();
-        let parser = syn::meta::parser(|meta| {
-            args.parse_one(&meta, errors);
-            skip_value(&meta)
+        let seen = syntax.parse(tokens, errors, |key, expr, errors| {
+            args.set(key, expr, errors);
         });
-        let parsed = parser.parse2(tokens);
-        errors.ok(parsed);
+        args.seen = seen;
         args
     }
 
@@ -140,7 +143,7 @@ impl Args {
     /// Whether `serve` or `crate` was given without a usable value: then the name of the
     /// generated function, or the path to the runtime, is unknown.
     pub(crate) fn meta_failed(&self) -> bool {
-        let given = |key: &str| self.seen.iter().any(|seen| seen == key);
+        let given = |key: &str| self.seen.contains(&key);
         given(SERVE) && self.serve.is_none() || given(CRATE) && self.krate.is_none()
     }
 
@@ -151,32 +154,9 @@ impl Args {
         keys
     }
 
-    /// Parses one `key = value`. Errors are recorded rather than returned so that parsing goes
-    /// on with the next key; whatever is left of a bad value is skipped by the caller.
-    fn parse_one(&mut self, meta: &ParseNestedMeta<'_>, errors: &mut Errors) {
-        let Some(ident) = meta.path.get_ident() else {
-            return errors.push(unknown_key(&meta.path, &path_to_string(&meta.path)));
-        };
-        let name = ident.to_string();
-        let key = Key::ALL.iter().copied().find(|key| key.name() == name);
-        if key.is_none() && name != SERVE && name != CRATE {
-            return errors.push(unknown_key(ident, &name));
-        }
-        if self.seen.contains(&name) {
-            return errors.push(common::duplicate(&name, ident.span()));
-        }
-        self.seen.push(name.clone());
-        if !meta.input.peek(Token![=]) {
-            return errors.at(
-                ident.span(),
-                format!("expected a value: `{name} = {}`", example(&name)),
-            );
-        }
-        let Some(expr) = errors.ok(meta.value().and_then(|value| value.parse::<Expr>())) else {
-            return;
-        };
-        let expr = value::ungroup(&expr);
-        match key {
+    /// Records the value of `name`, a valid key given once, or the error in it.
+    fn set(&mut self, name: &str, expr: &Expr, errors: &mut Errors) {
+        match Key::ALL.iter().copied().find(|key| key.name() == name) {
             Some(key) => {
                 if let Some(value) = errors.ok(value::parse(key, expr)) {
                     self.settings.push(Setting {
@@ -187,19 +167,9 @@ impl Args {
                 }
             }
             None if name == SERVE => self.serve = errors.ok(value::parse_ident(expr)),
-            None => self.krate = errors.ok(value::parse_crate(expr)),
+            None => self.krate = errors.ok(CratePath::from_expr(expr)),
         }
     }
-}
-
-fn unknown_key(key: impl ToTokens, name: &str) -> syn::Error {
-    let keys = Args::valid_keys();
-    let keys_list = common::list(&keys);
-    let mut message = format!("unknown `#[balanced]` key `{name}`; valid keys are {keys_list}");
-    if let Some(meant) = common::suggest(name, &keys, ALIASES) {
-        message = format!("unknown `#[balanced]` key `{name}`; did you mean `{meant}`? valid keys are {keys_list}");
-    }
-    syn::Error::new_spanned(key, message)
 }
 
 /// An example value for `name`, for "expected a value" messages.
@@ -217,22 +187,4 @@ fn example(name: &str) -> &'static str {
         (_, Some(Kind::Path)) => "\"/metrics\"",
         (_, Some(Kind::Bool)) | (_, None) => "true",
     }
-}
-
-/// Skips what is left of the current `key = value` (after an error, or an unknown key), up to
-/// the next comma, so that parsing resumes at the next key.
-fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-    while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-        meta.input.parse::<TokenTree>()?;
-    }
-    Ok(())
-}
-
-fn path_to_string(path: &syn::Path) -> String {
-    let segments: Vec<String> = path
-        .segments
-        .iter()
-        .map(|segment| segment.ident.to_string())
-        .collect();
-    segments.join("::")
 }

@@ -204,7 +204,7 @@ fn serve_and_crate_take_an_identifier_and_a_path_string() {
     );
     assert_eq!(
         errors(quote!(crate = my_intralb)),
-        ["`crate` expects a string literal holding a path, such as `crate = \"my_intralb\"`"]
+        ["`crate` expects a string literal, not a path: write `crate = \"my_intralb\"`"]
     );
     let (args, errors) = parse(quote!(crate = "crate::deps::intralb"));
     assert!(errors.is_empty());

@@ -8,7 +8,7 @@ use proc_macro2::Span;
 use syn::{Expr, ExprLit, Ident, Lit, UnOp};
 
 use super::args::Key;
-use crate::common::CratePath;
+use crate::common::ungroup;
 
 /// The sort of value a runtime key takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,26 +148,6 @@ pub(crate) fn parse_ident(expr: &Expr) -> syn::Result<Ident> {
             expr,
             "`serve` expects a function name such as `serve_admin`",
         )),
-    }
-}
-
-pub(crate) fn parse_crate(expr: &Expr) -> syn::Result<CratePath> {
-    match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => CratePath::parse(s),
-        _ => Err(syn::Error::new_spanned(
-            expr,
-            "`crate` expects a string literal holding a path, such as `crate = \"my_intralb\"`",
-        )),
-    }
-}
-
-/// Looks through the invisible groups `macro_rules!` wraps around `$value:expr`.
-pub(crate) fn ungroup(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Group(group) => ungroup(&group.expr),
-        _ => expr,
     }
 }
 

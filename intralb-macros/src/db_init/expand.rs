@@ -3,14 +3,16 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
+use super::args::Args;
 use super::signature::DbInit;
-use crate::common::CratePath;
 
-/// `inventory::submit!` of an `Initializer` that calls the function for each worker.
-pub(crate) fn register(init: &DbInit) -> TokenStream {
-    let krate = CratePath::default();
+/// `inventory::submit!` of an `Initializer` that calls the function for each worker, with the
+/// `broken` check if the user gave one.
+pub(crate) fn register(args: &Args, init: &DbInit) -> TokenStream {
+    let krate = args.krate.clone().unwrap_or_default();
     let function = &init.name;
     let name = LitStr::new(&function.unraw().to_string(), function.span());
     // `mixed_site` keeps the closure's parameter from clashing with the user's names (even a
@@ -48,9 +50,13 @@ pub(crate) fn register(init: &DbInit) -> TokenStream {
             )
         }
     };
+    // Spanned at the user's path, so that a function of the wrong type is reported there.
+    let broken = args.broken.as_ref().map(|path| {
+        quote_spanned! {path.span()=> .broken(#path) }
+    });
     quote! {
         #krate::__private::inventory::submit! {
-            #krate::__private::DbInit::new(|| { #initializer })
+            #krate::__private::DbInit::new(|| { #initializer #broken })
         }
     }
 }

@@ -22,14 +22,8 @@ pub(crate) struct DbInit {
     pub(crate) param: Span,
 }
 
-/// Checks the arguments (there must be none) and the item, recording every error.
-pub(crate) fn parse(args: &TokenStream, item: &TokenStream, errors: &mut Errors) -> Option<DbInit> {
-    if !args.is_empty() {
-        errors.push(syn::Error::new_spanned(
-            args,
-            "`#[db_init]` takes no arguments",
-        ));
-    }
+/// Checks the item, recording every error.
+pub(crate) fn parse(item: &TokenStream, errors: &mut Errors) -> Option<DbInit> {
     let Ok(Item::Fn(func)) = syn::parse2::<Item>(item.clone()) else {
         errors.push(syn::Error::new_spanned(
             item,
@@ -102,7 +96,7 @@ mod tests {
 
     fn check(item: TokenStream) -> Result<DbInit, String> {
         let mut errors = Errors::default();
-        let parsed = parse(&TokenStream::new(), &item, &mut errors);
+        let parsed = parse(&item, &mut errors);
         errors.finish().map_err(|error| error.to_string())?;
         Ok(parsed.expect("no errors, so parsed"))
     }
@@ -159,27 +153,6 @@ mod tests {
     }
 
     #[test]
-    fn arguments_and_non_functions_are_rejected_together() {
-        let mut errors = Errors::default();
-        parse(
-            &quote!(x),
-            &quote!(
-                struct S;
-            ),
-            &mut errors,
-        );
-        let messages: Vec<String> = errors
-            .finish()
-            .unwrap_err()
-            .into_iter()
-            .map(|e| e.to_string())
-            .collect();
-        assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0], "`#[db_init]` takes no arguments");
-        assert!(messages[1].contains("can only be applied to a function"));
-    }
-
-    #[test]
     fn generics_unsafe_and_extern_are_each_reported() {
         let item = quote!(
             unsafe extern "C" fn open<T>(w: WorkerId) -> T
@@ -190,7 +163,7 @@ mod tests {
             }
         );
         let mut errors = Errors::default();
-        parse(&TokenStream::new(), &item, &mut errors);
+        parse(&item, &mut errors);
         let messages: Vec<String> = errors
             .finish()
             .unwrap_err()
