@@ -1,9 +1,7 @@
 //! The gateway example: nested routers behind a bearer-token check, per-worker upstreams.
 
-mod common;
-
-use common::*;
 use http::Method;
+use intralb_test_support::*;
 
 #[tokio::test]
 async fn the_gateway_requires_a_bearer_token_and_routes_to_users_and_products() {

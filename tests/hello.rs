@@ -1,10 +1,8 @@
 //! The quick start, run as a user runs it.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use intralb_test_support::*;
 
 #[tokio::test]
 async fn hello_answers_and_stops_cleanly_on_sigint() {

@@ -5,8 +5,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::*;
+use common::assert_notes_stored;
 use http::Method;
+use intralb_test_support::*;
 use serde_json::Value;
 
 async fn create(client: &HttpClient, addr: std::net::SocketAddr, body: &str) -> Reply {

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use common::assert_notes_stored;
 use http::Method;
+use intralb_test_support::*;
 
 fn nginx_binary() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
@@ -21,18 +22,10 @@ fn nginx_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// nginx in front of two upstreams. Retrying a POST elsewhere is safe here because intralb
 /// answers a request it will not run with a refused connection or a 503, never half-way.
 fn nginx_config(dir: &TempDir, listen: u16, upstreams: [u16; 2]) -> String {
-    let prefix = dir.0.display();
+    let prefix = dir.path().display();
     format!(
         r#"
 worker_processes 1;
@@ -73,11 +66,8 @@ impl Drop for Nginx {
         // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
         let pid = self.0.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..600 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if let Ok(Some(_)) = wait_exit_within(&mut self.0, Duration::from_secs(3)) {
+            return;
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -193,7 +183,7 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_loses_no_write() {
     let mut instances = [Some(spawn(0).await.unwrap()), Some(spawn(0).await.unwrap())];
     let port = |i: &Option<Example>| i.as_ref().unwrap().addr.port();
     let ports = [port(&instances[0]), port(&instances[1])];
-    let listen = free_port();
+    let listen = free_port().expect("a free port");
     let _nginx = start_nginx(&nginx, &dir, &nginx_config(&dir, listen, ports));
     let front: std::net::SocketAddr = ([127, 0, 0, 1], listen).into();
     wait_listening(front).await;

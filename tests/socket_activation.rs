@@ -1,10 +1,8 @@
 //! An inherited listening socket (systemd socket activation: `LISTEN_FDS`, `LISTEN_PID`).
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use intralb_test_support::*;
 
 /// Binds a socket, puts it on fd 3, sets LISTEN_FDS/LISTEN_PID and execs the example (same pid),
 /// as systemd does; prints the port first.

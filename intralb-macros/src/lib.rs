@@ -77,23 +77,31 @@ use proc_macro::TokenStream;
 /// key can also be set when the program starts, with the environment variable shown, which
 /// takes precedence over the attribute (an empty variable counts as unset).
 ///
-/// | Key | Value | Default | Environment variable |
+/// Counts are integer literals; durations (`"250ms"`) and addresses (`"0.0.0.0:8080"`) are
+/// strings; flags are `true` or `false`; paths are strings that start with `/`.
+///
+/// | key | default | environment | meaning |
 /// |---|---|---|---|
-/// | `max_concurrent` | integer ≥ 1: requests handled at once, one per worker | `100` | `INTRALB_MAX_CONCURRENT` |
-/// | `queue` | integer: requests waiting for a worker; beyond it, requests are shed | `100` | `INTRALB_QUEUE` |
-/// | `min_workers` | integer ≤ `max_concurrent`: workers kept even when idle | one per CPU, at most `max_concurrent` | `INTRALB_MIN_WORKERS` |
-/// | `timeout` | non-zero duration string: deadline of a request, queueing included | `"30s"` | `INTRALB_TIMEOUT` |
-/// | `shutdown_timeout` | duration string: time in-flight requests get on shutdown | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` |
-/// | `idle_timeout` | duration string: idle time after which a worker above `min_workers` stops | `"60s"` | `INTRALB_IDLE_TIMEOUT` |
-/// | `addr` | socket address string, e.g. `"0.0.0.0:8080"` or `"[::1]:3000"` | `"127.0.0.1:8080"` | `INTRALB_ADDR` |
-/// | `log` | `true` or `false`: install a default `tracing` subscriber (filtered by `RUST_LOG`) unless the program has one | `false` | `INTRALB_LOG` |
-/// | `metrics` | path string, e.g. `"/metrics"`: serve Prometheus metrics there (answered without taking a worker) | off | `INTRALB_METRICS` |
-/// | `health` | path string, e.g. `"/healthz"`: answer `200` while the process serves | off | `INTRALB_HEALTH` |
-/// | `ready` | path string, e.g. `"/readyz"`: answer `200` while accepting, `503` once a drain starts | off | `INTRALB_READY` |
-/// | `drain_delay` | duration string: on a shutdown signal, keep serving (not ready) this long before closing the listener | `"0s"` | `INTRALB_DRAIN_DELAY` |
-/// | `reuse_port` | `true` or `false`: bind with `SO_REUSEPORT`, so a new process can share the port during a restart | `false` | `INTRALB_REUSE_PORT` |
-/// | `serve` | identifier: the name of the generated function | `serve` | — |
-/// | `crate` | string holding the path of the `intralb` crate, e.g. `"my_intralb"` | `"intralb"` | — |
+/// | `max_concurrent` | `100` | `INTRALB_MAX_CONCURRENT` | most requests running at once (= most workers) |
+/// | `queue` | `100` | `INTRALB_QUEUE` | most requests waiting for a worker, pool-wide; `0`: none |
+/// | `min_workers` | CPUs, at most `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept even when idle |
+/// | `timeout` | `"30s"` | `INTRALB_TIMEOUT` | a request's deadline from arrival, queue wait included |
+/// | `idle_timeout` | `"60s"` | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
+/// | `shutdown_timeout` | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` | drain time on shutdown before cancelling |
+/// | `drain_delay` | `"0s"` | `INTRALB_DRAIN_DELAY` | on shutdown, keep serving (not ready) this long before closing the listener |
+/// | `metrics` | off | `INTRALB_METRICS` | path of a Prometheus endpoint, e.g. `"/metrics"` |
+/// | `health` | off | `INTRALB_HEALTH` | path answering `200` while serving, e.g. `"/healthz"` |
+/// | `ready` | off | `INTRALB_READY` | path answering `200`, then `503` once a drain starts, e.g. `"/readyz"` |
+/// | `addr` | `"127.0.0.1:8080"` | `INTRALB_ADDR` | listening address |
+/// | `reuse_port` | `false` | `INTRALB_REUSE_PORT` | bind with `SO_REUSEPORT` |
+/// | `header_read_timeout` | `"10s"` | `INTRALB_HEADER_READ_TIMEOUT` | time a client has to send a request head (HTTP/2: the preface and its first request) before its connection closes; HTTP/1 keep-alive idle time |
+/// | `buffer_body` | `65536` (64 KiB) | `INTRALB_BUFFER_BODY` | largest request body read whole before the request takes a queue place; `0`: none |
+/// | `body_timeout` | `"10s"` | `INTRALB_BODY_TIMEOUT` | time a client has to send a buffered body, or between two reads of a streamed one; past it, `408` and the connection closes |
+/// | `connection_idle_timeout` | `"60s"` | `INTRALB_CONNECTION_IDLE_TIMEOUT` | time a connection may stay open without a request in flight |
+/// | `max_connections` | ¾ of the file-descriptor limit | `INTRALB_MAX_CONNECTIONS` | most connections open at once; at the limit, accepting pauses until one closes |
+/// | `log` | `false` | `INTRALB_LOG` | install a default `tracing` subscriber (`RUST_LOG` filters) |
+/// | `serve` | `serve` | — | the name of the generated function (an identifier) |
+/// | `crate` | `"intralb"` | — | the path of the `intralb` crate, if renamed, e.g. `"my_intralb"` |
 ///
 /// Durations are [humantime](https://docs.rs/humantime) strings: `"250ms"`, `"5s"`, `"2m"`,
 /// `"1h 30m"`. Addresses are IP addresses and ports; host names are not resolved.

@@ -31,11 +31,12 @@ where
 }
 
 /// The dispatch path alone, for the criterion benchmarks (`benches/`): no HTTP, no router.
+#[cfg(feature = "bench-internals")]
 pub mod bench {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::config::Config;
+    use crate::config;
 
     /// A pool of `workers` workers (all started) with a queue of `queue`.
     pub struct Pool(Arc<crate::pool::Pool>);
@@ -46,11 +47,11 @@ pub mod bench {
     impl Pool {
         /// Starts the pool (no initializers). Needs a tokio runtime.
         pub async fn new(workers: usize, queue: usize) -> Pool {
-            let config = Config {
+            let config = config::Pool {
                 max_concurrent: workers,
                 min_workers: Some(workers),
                 queue,
-                ..Config::default()
+                ..config::Pool::default()
             };
             Pool(
                 crate::pool::Pool::start(&config, Vec::new())

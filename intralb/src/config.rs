@@ -1,40 +1,237 @@
-//! Configuration: the keys of `#[balanced]`, their defaults, and `INTRALB_*` overrides.
+//! Configuration, generated from the one declaration of the settings (`intralb-settings`):
+//! a struct per group of settings, their defaults, and `INTRALB_<KEY>` overrides. The `Builder`
+//! setters come from the same declaration (`builder.rs`), and so do the keys of `#[balanced]`.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// The balancer's settings. Built through [`Builder`](crate::Builder); every key can be
-/// overridden at run time by an `INTRALB_<KEY>` environment variable.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) max_concurrent: usize,
-    pub(crate) queue: usize,
-    pub(crate) min_workers: Option<usize>,
-    pub(crate) timeout: Duration,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) addr: SocketAddr,
-    pub(crate) log: bool,
-    pub(crate) metrics: Option<String>,
-    pub(crate) health: Option<String>,
-    pub(crate) ready: Option<String>,
-    pub(crate) drain_delay: Duration,
-    pub(crate) reuse_port: bool,
-    pub(crate) origins: Origins,
+/// How each sort of setting is stored, defaulted and parsed from the environment.
+pub(crate) mod kinds {
+    use super::*;
+
+    /// A sort of setting value.
+    pub(crate) trait Kind {
+        /// What the configuration stores.
+        type Value: Clone + Debug;
+        /// What the declaration's default is written as.
+        type Default;
+        /// What the value is called in an error (`None`: the key's name).
+        const WHAT: Option<&'static str> = None;
+
+        fn default(written: Self::Default) -> Self::Value;
+        fn parse(value: &str) -> std::result::Result<Self::Value, String>;
+    }
+
+    fn from_str<T: FromStr>(value: &str) -> std::result::Result<T, String>
+    where
+        T::Err: Display,
+    {
+        value.parse().map_err(|e: T::Err| e.to_string())
+    }
+
+    fn duration(value: &str) -> std::result::Result<std::time::Duration, String> {
+        humantime::parse_duration(value)
+            .map_err(|e| format!("{e} (write it like \"250ms\", \"5s\" or \"1m\")"))
+    }
+
+    pub(crate) struct Count;
+    impl Kind for Count {
+        type Value = usize;
+        type Default = usize;
+        fn default(written: usize) -> usize {
+            written
+        }
+        fn parse(value: &str) -> std::result::Result<usize, String> {
+            from_str(value)
+        }
+    }
+
+    /// A count whose default is computed from other settings when unset.
+    pub(crate) struct OptCount;
+    impl Kind for OptCount {
+        type Value = Option<usize>;
+        type Default = Option<usize>;
+        fn default(written: Option<usize>) -> Option<usize> {
+            written
+        }
+        fn parse(value: &str) -> std::result::Result<Option<usize>, String> {
+            from_str(value).map(Some)
+        }
+    }
+
+    pub(crate) struct Duration;
+    impl Kind for Duration {
+        type Value = std::time::Duration;
+        type Default = &'static str;
+        fn default(written: &'static str) -> std::time::Duration {
+            duration(written).expect("the declared default is a valid duration")
+        }
+        fn parse(value: &str) -> std::result::Result<std::time::Duration, String> {
+            duration(value)
+        }
+    }
+
+    pub(crate) struct Addr;
+    impl Kind for Addr {
+        type Value = SocketAddr;
+        type Default = &'static str;
+        const WHAT: Option<&'static str> = Some("addr (e.g. 127.0.0.1:8080)");
+        fn default(written: &'static str) -> SocketAddr {
+            written
+                .parse()
+                .expect("the declared default is a valid address")
+        }
+        fn parse(value: &str) -> std::result::Result<SocketAddr, String> {
+            from_str(value)
+        }
+    }
+
+    pub(crate) struct Flag;
+    impl Kind for Flag {
+        type Value = bool;
+        type Default = bool;
+        const WHAT: Option<&'static str> = Some("flag");
+        fn default(written: bool) -> bool {
+            written
+        }
+        fn parse(value: &str) -> std::result::Result<bool, String> {
+            match value.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err("expected true or false".into()),
+            }
+        }
+    }
+
+    /// A URL path, off unless given.
+    pub(crate) struct OptPath;
+    impl Kind for OptPath {
+        type Value = Option<String>;
+        type Default = Option<&'static str>;
+        const WHAT: Option<&'static str> = Some("path");
+        fn default(written: Option<&'static str>) -> Option<String> {
+            written.map(str::to_owned)
+        }
+        fn parse(value: &str) -> std::result::Result<Option<String>, String> {
+            if value.starts_with('/') && !value.contains(char::is_whitespace) {
+                Ok(Some(value.to_owned()))
+            } else {
+                Err(
+                    "expected one that starts with `/` and has no spaces, such as \"/metrics\""
+                        .into(),
+                )
+            }
+        }
+    }
 }
+
+use kinds::Kind;
+
+/// The environment variable that overrides `key`: `INTRALB_` and the key in capitals.
+pub(crate) fn env_var(key: &str) -> String {
+    format!("INTRALB_{}", key.to_ascii_uppercase())
+}
+
+/// Parses `value` of `var` as a `K`, with an error naming both.
+fn parse_env<K: Kind>(key: &str, var: &str, value: &str) -> Result<K::Value> {
+    K::parse(value.trim()).map_err(|e| {
+        let what = K::WHAT.unwrap_or(key);
+        Error::config(format!("{var}={value:?} is not a valid {what}: {e}"))
+    })
+}
+
+/// One setting, as declared (for the check of the documentation tables).
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    /// The default as the documentation tables write it.
+    pub(crate) default: &'static str,
+    /// The one line the documentation tables show.
+    pub(crate) doc: &'static str,
+}
+
+macro_rules! declare_config {
+    ($(
+        [$group:ident: $Group:ident] {
+            $(
+                #[doc = $doc:literal]
+                $(#[doc = $more:literal])*
+                $name:ident: $kind:ident = $default:tt, $default_doc:literal;
+            )*
+        }
+    )*) => {
+        $(
+            #[doc = concat!("The `", stringify!($group), "` settings.")]
+            #[derive(Debug, Clone)]
+            pub(crate) struct $Group {
+                $(
+                    #[doc = $doc]
+                    pub(crate) $name: <kinds::$kind as Kind>::Value,
+                )*
+            }
+
+            impl Default for $Group {
+                fn default() -> Self {
+                    $Group {
+                        $( $name: <kinds::$kind as Kind>::default($default), )*
+                    }
+                }
+            }
+        )*
+
+        /// The balancer's settings, grouped by the part that uses them. Built through
+        /// [`Builder`](crate::Builder); every key can be overridden at run time by its
+        /// `INTRALB_<KEY>` environment variable.
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct Config {
+            $( pub(crate) $group: $Group, )*
+            pub(crate) origins: Origins,
+        }
+
+        /// Every setting, in the declaration's order.
+        #[cfg(test)]
+        pub(crate) const KEYS: &[Key] = &[
+            $($(
+                Key {
+                    name: stringify!($name),
+                    default: $default_doc,
+                    doc: $doc,
+                },
+            )*)*
+        ];
+
+        impl Config {
+            /// Applies every `INTRALB_*` variable that `lookup` finds. An empty value counts as
+            /// unset.
+            pub(crate) fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
+                $($(
+                    let key = stringify!($name);
+                    let var = env_var(key);
+                    if let Some(value) = lookup(&var).filter(|v| !v.trim().is_empty()) {
+                        self.$group.$name = parse_env::<kinds::$kind>(key, &var, &value)?;
+                        self.origins.set(key, var, value);
+                    }
+                )*)*
+                Ok(())
+            }
+        }
+    };
+}
+
+intralb_settings::settings!(declare_config);
 
 /// The keys whose value came from the environment (key, variable, value as written), so an
 /// error can point at where the user set it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Origins(Vec<(&'static str, &'static str, String)>);
+pub(crate) struct Origins(Vec<(&'static str, String, String)>);
 
 impl Origins {
-    fn set(&mut self, key: &'static str, var: &'static str, value: String) {
+    fn set(&mut self, key: &'static str, var: String, value: String) {
         self.0.retain(|(k, _, _)| *k != key);
         self.0.push((key, var, value));
     }
@@ -52,125 +249,44 @@ impl Origins {
 /// mean "never" anyway.
 const LONGEST: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// The most workers a pool may have (worker ids are `u32`, and the idle stack is preallocated
-/// up to 1,024).
+/// The largest body read whole before admission.
+const MOST_BUFFERED: usize = 1 << 30;
+
+/// The most workers a pool may have.
 const MOST_WORKERS: usize = 1 << 20;
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_concurrent: 100,
-            queue: 100,
-            min_workers: None,
-            timeout: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            header_read_timeout: Duration::from_secs(10),
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            log: false,
-            metrics: None,
-            health: None,
-            ready: None,
-            drain_delay: Duration::ZERO,
-            reuse_port: false,
-            origins: Origins::default(),
-        }
-    }
-}
-
 impl Config {
-    /// Applies every `INTRALB_*` variable that `lookup` finds. An empty value counts as unset.
-    pub(crate) fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<()> {
-        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("INTRALB_MAX_CONCURRENT") {
-            self.max_concurrent = parse("INTRALB_MAX_CONCURRENT", "max_concurrent", &v)?;
-            self.origins
-                .set("max_concurrent", "INTRALB_MAX_CONCURRENT", v);
-        }
-        if let Some(v) = get("INTRALB_QUEUE") {
-            self.queue = parse("INTRALB_QUEUE", "queue", &v)?;
-            self.origins.set("queue", "INTRALB_QUEUE", v);
-        }
-        if let Some(v) = get("INTRALB_MIN_WORKERS") {
-            self.min_workers = Some(parse("INTRALB_MIN_WORKERS", "min_workers", &v)?);
-            self.origins.set("min_workers", "INTRALB_MIN_WORKERS", v);
-        }
-        if let Some(v) = get("INTRALB_TIMEOUT") {
-            self.timeout = parse_duration("INTRALB_TIMEOUT", "timeout", &v)?;
-            self.origins.set("timeout", "INTRALB_TIMEOUT", v);
-        }
-        if let Some(v) = get("INTRALB_SHUTDOWN_TIMEOUT") {
-            self.shutdown_timeout =
-                parse_duration("INTRALB_SHUTDOWN_TIMEOUT", "shutdown_timeout", &v)?;
-            self.origins
-                .set("shutdown_timeout", "INTRALB_SHUTDOWN_TIMEOUT", v);
-        }
-        if let Some(v) = get("INTRALB_IDLE_TIMEOUT") {
-            self.idle_timeout = parse_duration("INTRALB_IDLE_TIMEOUT", "idle_timeout", &v)?;
-            self.origins.set("idle_timeout", "INTRALB_IDLE_TIMEOUT", v);
-        }
-        if let Some(v) = get("INTRALB_ADDR") {
-            self.addr = parse("INTRALB_ADDR", "addr (e.g. 127.0.0.1:8080)", &v)?;
-        }
-        if let Some(v) = get("INTRALB_LOG") {
-            self.log = parse_bool("INTRALB_LOG", &v)?;
-        }
-        if let Some(v) = get("INTRALB_METRICS") {
-            self.metrics = Some(parse_path("INTRALB_METRICS", &v)?);
-        }
-        if let Some(v) = get("INTRALB_HEALTH") {
-            self.health = Some(parse_path("INTRALB_HEALTH", &v)?);
-        }
-        if let Some(v) = get("INTRALB_READY") {
-            self.ready = Some(parse_path("INTRALB_READY", &v)?);
-        }
-        if let Some(v) = get("INTRALB_DRAIN_DELAY") {
-            self.drain_delay = parse_duration("INTRALB_DRAIN_DELAY", "drain_delay", &v)?;
-            self.origins.set("drain_delay", "INTRALB_DRAIN_DELAY", v);
-        }
-        if let Some(v) = get("INTRALB_REUSE_PORT") {
-            self.reuse_port = parse_bool("INTRALB_REUSE_PORT", &v)?;
-        }
-        Ok(())
-    }
-
     /// Checks every value and the combinations; called before anything starts.
     pub(crate) fn validate(&self) -> Result<()> {
         let origin = |key: &str, code: &str| self.origins.describe(key, code);
-        if self.max_concurrent == 0 {
+        let pool = &self.pool;
+        if pool.max_concurrent == 0 {
             return Err(Error::config(format!(
                 "{} must be at least 1",
                 origin("max_concurrent", "max_concurrent = 0")
             )));
         }
-        if self.max_concurrent > MOST_WORKERS {
+        if pool.max_concurrent > MOST_WORKERS {
             return Err(Error::config(format!(
                 "{} is too large: at most {MOST_WORKERS} workers",
                 origin(
                     "max_concurrent",
-                    &format!("max_concurrent = {}", self.max_concurrent)
+                    &format!("max_concurrent = {}", pool.max_concurrent)
                 )
             )));
         }
-        if let Some(min) = self.min_workers {
-            if min > self.max_concurrent {
+        if let Some(min) = pool.min_workers {
+            if min > pool.max_concurrent {
                 return Err(Error::config(format!(
                     "min_workers ({}) is greater than max_concurrent ({}): {} vs {}",
                     min,
-                    self.max_concurrent,
+                    pool.max_concurrent,
                     origin("min_workers", "min_workers"),
                     origin("max_concurrent", "max_concurrent"),
                 )));
             }
         }
-        let durations = [
-            ("timeout", self.timeout),
-            ("shutdown_timeout", self.shutdown_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("header_read_timeout", self.header_read_timeout),
-            ("drain_delay", self.drain_delay),
-        ];
-        for (key, value) in durations {
+        for (key, value) in self.durations() {
             if value > LONGEST {
                 return Err(Error::config(format!(
                     "{} is too long: at most 365 days",
@@ -178,10 +294,31 @@ impl Config {
                 )));
             }
         }
+        let connections = &self.connections;
+        if connections.buffer_body > MOST_BUFFERED {
+            return Err(Error::config(format!(
+                "{} is too large: at most {MOST_BUFFERED} bytes (1 GiB); larger bodies stream",
+                origin(
+                    "buffer_body",
+                    &format!("buffer_body = {}", connections.buffer_body)
+                )
+            )));
+        }
+        if connections.max_connections == Some(0) {
+            return Err(Error::config(format!(
+                "{} must be at least 1",
+                origin("max_connections", "max_connections = 0")
+            )));
+        }
         for (key, value) in [
-            ("timeout", self.timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("header_read_timeout", self.header_read_timeout),
+            ("timeout", pool.timeout),
+            ("idle_timeout", pool.idle_timeout),
+            ("header_read_timeout", connections.header_read_timeout),
+            ("body_timeout", connections.body_timeout),
+            (
+                "connection_idle_timeout",
+                connections.connection_idle_timeout,
+            ),
         ] {
             if value.is_zero() {
                 return Err(Error::config(format!(
@@ -193,6 +330,24 @@ impl Config {
         Ok(())
     }
 
+    /// Every duration setting, by key.
+    fn durations(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("timeout", self.pool.timeout),
+            ("idle_timeout", self.pool.idle_timeout),
+            ("shutdown_timeout", self.drain.shutdown_timeout),
+            ("drain_delay", self.drain.drain_delay),
+            ("header_read_timeout", self.connections.header_read_timeout),
+            ("body_timeout", self.connections.body_timeout),
+            (
+                "connection_idle_timeout",
+                self.connections.connection_idle_timeout,
+            ),
+        ]
+    }
+}
+
+impl Pool {
     /// `min_workers`, or its default: one per CPU, at most `max_concurrent`.
     pub(crate) fn min_workers(&self) -> usize {
         self.min_workers.unwrap_or_else(|| {
@@ -202,58 +357,74 @@ impl Config {
     }
 }
 
-fn parse<T: FromStr>(var: &str, what: &str, value: &str) -> Result<T>
-where
-    T::Err: Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|e| Error::config(format!("{var}={value:?} is not a valid {what}: {e}")))
-}
-
-fn parse_duration(var: &str, what: &str, value: &str) -> Result<Duration> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        Error::config(format!(
-            "{var}={value:?} is not a valid {what}: {e} (write it like \"250ms\", \"5s\" or \"1m\")"
-        ))
-    })
-}
-
-fn parse_path(var: &str, value: &str) -> Result<String> {
-    let path = value.trim();
-    if path.starts_with('/') && !path.contains(char::is_whitespace) {
-        Ok(path.to_owned())
-    } else {
-        Err(Error::config(format!(
-            "{var}={value:?} is not a valid path: expected one that starts with `/` and has no spaces, such as \"/metrics\""
-        )))
-    }
-}
-
-fn parse_bool(var: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::config(format!(
-            "{var}={value:?} is not a valid flag: expected true or false"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn with_env(vars: &[(&str, &str)]) -> Result<Config> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let mut config = Config::default();
-        config.apply_env(|key| {
-            vars.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        })?;
+        config.apply_env(|key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The configuration table as the README, the crate docs and the macro docs must show it.
+    fn documentation_table() -> String {
+        let mut table =
+            String::from("| key | default | environment | meaning |\n|---|---|---|---|\n");
+        for key in KEYS {
+            table.push_str(&format!(
+                "| `{}` | {} | `{}` | {} |\n",
+                key.name,
+                key.default,
+                env_var(key.name),
+                key.doc.trim()
+            ));
+        }
+        table
+    }
+
+    #[test]
+    fn the_documentation_tables_list_every_setting_as_declared() {
+        let table = documentation_table();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        for (file, prefix) in [
+            ("README.md", ""),
+            ("intralb/src/lib.rs", "//! "),
+            ("intralb-macros/src/lib.rs", "/// "),
+        ] {
+            let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+            let expected: String = table
+                .lines()
+                .map(|line| format!("{prefix}{line}\n"))
+                .collect();
+            assert!(
+                text.contains(&expected),
+                "{file} must contain the configuration table as declared in \
+                 intralb-settings; replace its table with:\n\n{expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_has_a_variable_and_a_default() {
+        let config = Config::default();
+        assert!(config.validate().is_ok());
+        let mut seen = Vec::new();
+        for key in KEYS {
+            assert!(!seen.contains(&key.name), "{} declared twice", key.name);
+            seen.push(key.name);
+        }
+        // Each variable is read: a bad value for any of them is an error naming it.
+        for key in KEYS {
+            let var = env_var(key.name);
+            let err = with_env(&[(&var, "\u{1}not a value")]).unwrap_err();
+            assert!(err.to_string().starts_with(&var), "{err}");
+        }
     }
 
     #[test]
@@ -272,21 +443,26 @@ mod tests {
             ("INTRALB_READY", "/readyz"),
             ("INTRALB_DRAIN_DELAY", "2s"),
             ("INTRALB_REUSE_PORT", "1"),
+            ("INTRALB_HEADER_READ_TIMEOUT", "3s"),
         ])
         .unwrap();
-        assert_eq!(config.max_concurrent, 7);
-        assert_eq!(config.queue, 0);
-        assert_eq!(config.min_workers(), 3);
-        assert_eq!(config.timeout, Duration::from_millis(250));
-        assert_eq!(config.shutdown_timeout, Duration::from_secs(5));
-        assert_eq!(config.idle_timeout, Duration::from_secs(60));
-        assert_eq!(config.addr, "0.0.0.0:9000".parse().unwrap());
-        assert!(config.log);
-        assert_eq!(config.metrics.as_deref(), Some("/metrics"));
-        assert_eq!(config.health.as_deref(), Some("/healthz"));
-        assert_eq!(config.ready.as_deref(), Some("/readyz"));
-        assert_eq!(config.drain_delay, Duration::from_secs(2));
-        assert!(config.reuse_port);
+        assert_eq!(
+            config.connections.header_read_timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(config.pool.max_concurrent, 7);
+        assert_eq!(config.pool.queue, 0);
+        assert_eq!(config.pool.min_workers(), 3);
+        assert_eq!(config.pool.timeout, Duration::from_millis(250));
+        assert_eq!(config.drain.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(config.pool.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.listener.addr, "0.0.0.0:9000".parse().unwrap());
+        assert!(config.process.log);
+        assert_eq!(config.probes.metrics.as_deref(), Some("/metrics"));
+        assert_eq!(config.probes.health.as_deref(), Some("/healthz"));
+        assert_eq!(config.probes.ready.as_deref(), Some("/readyz"));
+        assert_eq!(config.drain.drain_delay, Duration::from_secs(2));
+        assert!(config.listener.reuse_port);
     }
 
     #[test]
@@ -302,7 +478,7 @@ mod tests {
     #[test]
     fn empty_variables_count_as_unset() {
         let config = with_env(&[("INTRALB_QUEUE", " ")]).unwrap();
-        assert_eq!(config.queue, 100);
+        assert_eq!(config.pool.queue, 100);
     }
 
     #[test]
@@ -372,19 +548,16 @@ mod tests {
         );
         let err = with_env(&[("INTRALB_MAX_CONCURRENT", &usize::MAX.to_string())]).unwrap_err();
         assert!(err.to_string().contains("is too large"), "{err}");
-        let err = Config {
-            shutdown_timeout: Duration::MAX,
-            ..Config::default()
-        }
-        .validate()
-        .unwrap_err();
+        let mut config = Config::default();
+        config.drain.shutdown_timeout = Duration::MAX;
+        let err = config.validate().unwrap_err();
         assert!(err.to_string().starts_with("shutdown_timeout = "), "{err}");
     }
 
     #[test]
     fn the_largest_queue_is_accepted() {
         let config = with_env(&[("INTRALB_QUEUE", &usize::MAX.to_string())]).unwrap();
-        assert_eq!(config.queue, usize::MAX);
+        assert_eq!(config.pool.queue, usize::MAX);
     }
 
     #[test]
@@ -407,10 +580,8 @@ mod tests {
 
     #[test]
     fn min_workers_defaults_to_cpus_capped_by_max_concurrent() {
-        let config = Config {
-            max_concurrent: 1,
-            ..Config::default()
-        };
-        assert_eq!(config.min_workers(), 1);
+        let mut config = Config::default();
+        config.pool.max_concurrent = 1;
+        assert_eq!(config.pool.min_workers(), 1);
     }
 }

@@ -93,7 +93,9 @@ impl<T: Send + 'static> Db<T> {
     ///
     /// If the handler is cancelled meanwhile (its deadline passed: the client gets `504`), `f`
     /// still runs to its end, and the worker stays busy until it has; the value is then
-    /// released. A panic in `f` is the handler's: `500`, and the worker's values are replaced.
+    /// released. So a write in `f` may commit after its client was told `504`: make writes
+    /// idempotent, or let clients check before they retry. A panic in `f` is the handler's:
+    /// `500`, and the worker's values are replaced.
     ///
     /// An associated function (`Db::blocking(&mut db, ...)`), so it never hides a method of `T`.
     ///

@@ -14,7 +14,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::body::Bodies;
 use crate::catch_unwind::{panic_message, CatchUnwind};
+use crate::connection::Activity;
 use crate::outcome::Outcome;
 use crate::pool::{Pool, Rejected};
 use crate::probes::Probes;
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) probes: Probes,
     /// Fired at the shutdown deadline: requests still running are answered `503`.
     pub(crate) cut: Cut,
+    /// Reads request bodies before admission.
+    pub(crate) bodies: Bodies,
 }
 
 impl Shared {
@@ -66,6 +70,8 @@ impl Cut {
 pub(crate) struct Dispatch<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) router: S,
+    /// What the connection's watchdog sees of its requests.
+    pub(crate) activity: Arc<Activity>,
 }
 
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
@@ -76,7 +82,12 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let router = self.router.clone();
-        Box::pin(async move { Ok(dispatch(&shared, router, req).await) })
+        let running = self.activity.start();
+        Box::pin(async move {
+            let response = dispatch(&shared, router, req).await;
+            drop(running);
+            Ok(response)
+        })
     }
 }
 
@@ -85,7 +96,7 @@ async fn dispatch<S: RouterService>(
     router: S,
     req: Request<Incoming>,
 ) -> Response<ResponseBody<S::Body>> {
-    if let Some(answer) = shared.probes.answer(shared, req.uri().path()) {
+    if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
         return answer;
     }
     let http1 = req.version() < Version::HTTP_2;
@@ -103,12 +114,23 @@ async fn dispatch<S: RouterService>(
 async fn run<S: RouterService>(
     shared: &Shared,
     mut router: S,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<ResponseBody<S::Body>> {
-    let arrival = Instant::now();
-    let deadline = arrival + shared.timeout;
     let pool = &shared.pool;
     let counters = &pool.counters;
+    // A small body is read whole before the request may take a queue place or a worker.
+    let (parts, body) = req.into_parts();
+    let body = match shared.bodies.read(body).await {
+        Ok(body) => body,
+        Err(outcome) => {
+            counters.count(outcome);
+            return answer(outcome);
+        }
+    };
+    let mut req = Request::from_parts(parts, body);
+    // The request has arrived: its deadline starts.
+    let arrival = Instant::now();
+    let deadline = arrival + shared.timeout;
 
     let hold = match pool.acquire(deadline).await {
         Ok(hold) => hold,

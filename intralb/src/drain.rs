@@ -11,7 +11,8 @@ use crate::worker::Hold;
 
 /// Resolves when the server begins to drain (SIGINT/SIGTERM, or the shutdown future of
 /// [`Builder::spawn`](crate::Builder::spawn)), so a stream or a WebSocket can end cleanly
-/// instead of being cut at the end of `shutdown_timeout`.
+/// instead of being cut at the end of `shutdown_timeout`. That is the moment readiness turns
+/// `503`: before `drain_delay`, while new requests are still served.
 ///
 /// A response whose head is sent has left the balancer: the drain waits for it (up to
 /// `shutdown_timeout`, then cuts its connection), but cannot end it. An SSE stream ends its
@@ -56,12 +57,12 @@ impl Drain {
     ///
     /// The request is not running on an intralb worker.
     pub fn from_extensions(extensions: &Extensions) -> Result<Self, Rejection> {
-        let pool = extensions
+        let home = extensions
             .get::<Hold>()
-            .and_then(|hold| hold.worker().pool())
+            .and_then(|hold| hold.worker().home())
             .ok_or(Rejection::not_balanced())?;
         Ok(Drain {
-            draining: pool.draining(),
+            draining: home.draining(),
         })
     }
 

@@ -29,9 +29,11 @@
 //!
 //! # How a request flows
 //!
-//! 1. **serve** (`serve.rs`): hyper-util reads the request head (HTTP/1.1 or h2c). A slow client
-//!    holds only its connection, never a worker.
-//! 2. **dispatch** (`dispatch.rs`): the deadline starts (`timeout`, queue wait included).
+//! 1. **serve** (`serve.rs`, `connection.rs`): hyper-util reads the request head (HTTP/1.1 or
+//!    h2c); every state of a connection has a timeout, and `max_connections` bounds them.
+//! 2. **dispatch** (`dispatch.rs`, `body.rs`): a body up to `buffer_body` is read whole, under
+//!    `body_timeout`, so a slow client holds only its connection, never a worker; then the
+//!    deadline starts (`timeout`, queue wait included).
 //! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
 //!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
 //!    or, with the queue full, it is shed: `503` at once.
@@ -53,24 +55,31 @@
 //! | `503` + `Connection: close` | shutting down, or still queued or running at its deadline | no, or cancelled |
 //! | `504` | the deadline passed while running; the handler was cancelled | cancelled |
 //! | `500` | the handler panicked, or the router returned an error | yes |
+//! | `408` + `Connection: close` | the body did not arrive within `body_timeout` | no |
+//! | `400` + `Connection: close` | the body could not be read | no |
 //!
 //! # Configuration
 //!
 //! | key | default | environment | meaning |
 //! |---|---|---|---|
-//! | `max_concurrent` | 100 | `INTRALB_MAX_CONCURRENT` | most requests running at once (= most workers) |
-//! | `queue` | 100 | `INTRALB_QUEUE` | most requests waiting, pool-wide |
-//! | `min_workers` | CPUs, ≤ `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept when idle |
-//! | `timeout` | 30s | `INTRALB_TIMEOUT` | deadline from arrival, queue included |
-//! | `shutdown_timeout` | 10s | `INTRALB_SHUTDOWN_TIMEOUT` | drain time before cancelling |
-//! | `idle_timeout` | 60s | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
-//! | `addr` | 127.0.0.1:8080 | `INTRALB_ADDR` | listening address |
-//! | `log` | false | `INTRALB_LOG` | install a default `tracing` subscriber |
-//! | `metrics` | off | `INTRALB_METRICS` | path of a Prometheus endpoint (answered without a worker) |
-//! | `health` | off | `INTRALB_HEALTH` | path answering `200` while serving |
-//! | `ready` | off | `INTRALB_READY` | path answering `200`, then `503` once a drain starts |
-//! | `drain_delay` | 0s | `INTRALB_DRAIN_DELAY` | on shutdown, serve on (not ready) before closing |
-//! | `reuse_port` | false | `INTRALB_REUSE_PORT` | bind with `SO_REUSEPORT` |
+//! | `max_concurrent` | `100` | `INTRALB_MAX_CONCURRENT` | most requests running at once (= most workers) |
+//! | `queue` | `100` | `INTRALB_QUEUE` | most requests waiting for a worker, pool-wide; `0`: none |
+//! | `min_workers` | CPUs, at most `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept even when idle |
+//! | `timeout` | `"30s"` | `INTRALB_TIMEOUT` | a request's deadline from arrival, queue wait included |
+//! | `idle_timeout` | `"60s"` | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
+//! | `shutdown_timeout` | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` | drain time on shutdown before cancelling |
+//! | `drain_delay` | `"0s"` | `INTRALB_DRAIN_DELAY` | on shutdown, keep serving (not ready) this long before closing the listener |
+//! | `metrics` | off | `INTRALB_METRICS` | path of a Prometheus endpoint, e.g. `"/metrics"` |
+//! | `health` | off | `INTRALB_HEALTH` | path answering `200` while serving, e.g. `"/healthz"` |
+//! | `ready` | off | `INTRALB_READY` | path answering `200`, then `503` once a drain starts, e.g. `"/readyz"` |
+//! | `addr` | `"127.0.0.1:8080"` | `INTRALB_ADDR` | listening address |
+//! | `reuse_port` | `false` | `INTRALB_REUSE_PORT` | bind with `SO_REUSEPORT` |
+//! | `header_read_timeout` | `"10s"` | `INTRALB_HEADER_READ_TIMEOUT` | time a client has to send a request head (HTTP/2: the preface and its first request) before its connection closes; HTTP/1 keep-alive idle time |
+//! | `buffer_body` | `65536` (64 KiB) | `INTRALB_BUFFER_BODY` | largest request body read whole before the request takes a queue place; `0`: none |
+//! | `body_timeout` | `"10s"` | `INTRALB_BODY_TIMEOUT` | time a client has to send a buffered body, or between two reads of a streamed one; past it, `408` and the connection closes |
+//! | `connection_idle_timeout` | `"60s"` | `INTRALB_CONNECTION_IDLE_TIMEOUT` | time a connection may stay open without a request in flight |
+//! | `max_connections` | ¾ of the file-descriptor limit | `INTRALB_MAX_CONNECTIONS` | most connections open at once; at the limit, accepting pauses until one closes |
+//! | `log` | `false` | `INTRALB_LOG` | install a default `tracing` subscriber (`RUST_LOG` filters) |
 //!
 //! Durations are written `250ms`, `5s`, `1m`. An invalid value makes `serve` return an error
 //! naming the variable, before anything is bound.
@@ -80,15 +89,18 @@
 //!
 //! # Without axum
 //!
-//! Any tower `Service` over `http::Request<hyper::body::Incoming>` can be served (see
+//! Any tower `Service` over `http::Request<`[`RequestBody`]`>` can be served (see
 //! [`RouterService`]). Each request carries its [`WorkerId`] in its extensions, and
 //! [`Db::from_extensions`] takes the worker's resource from them.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod body;
 mod builder;
 mod catch_unwind;
 mod config;
+mod connection;
+mod counters;
 mod db;
 mod dispatch;
 mod drain;
@@ -107,21 +119,24 @@ mod response;
 mod router;
 mod serve;
 mod server;
+mod signal;
 mod stats;
+mod tally;
 mod worker;
 mod worker_id;
 
 #[doc(hidden)]
 pub mod __private;
 
+pub use body::{BodyError, RequestBody};
 pub use builder::{Balancer, Builder};
 pub use db::{Db, Rejection};
 pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
 pub use router::RouterService;
-pub use serve::shutdown_signal;
 pub use server::Server;
+pub use signal::shutdown_signal;
 pub use stats::{Percentiles, Stats};
 pub use worker_id::WorkerId;
 

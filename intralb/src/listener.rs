@@ -14,7 +14,8 @@ pub(crate) fn bind(config: &Config) -> Result<TcpListener> {
     if let Some(listener) = inherited()? {
         return Ok(listener);
     }
-    bind_addr(config.addr, config.reuse_port).map_err(|e| Error::bind(config.addr, e))
+    let listener = &config.listener;
+    bind_addr(listener.addr, listener.reuse_port).map_err(|e| Error::bind(listener.addr, e))
 }
 
 fn inherited() -> Result<Option<TcpListener>> {

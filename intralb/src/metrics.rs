@@ -6,7 +6,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, unavailable, timed_out, panicked, failed, shutting_down |
+//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, unavailable, timed_out, panicked, failed, shutting_down, body_timed_out, body_failed |
 //! | `intralb_worker_init_failures_total` | counter | |
 //! | `intralb_workers` | gauge | `state`: busy, idle, starting |
 //! | `intralb_queue_depth` | gauge | |
@@ -14,12 +14,7 @@
 //! | `intralb_queue_wait_seconds` | histogram | |
 //! | `intralb_service_time_seconds` | histogram | |
 
-use std::sync::Weak;
-use std::time::Duration;
-
 use metrics::{Counter, Gauge, Histogram, Unit};
-
-use crate::pool::Pool;
 
 use crate::outcome::Outcome;
 use crate::stats::Stats;
@@ -86,23 +81,6 @@ impl Metrics {
         self.starting.set(stats.starting as f64);
         self.queue_depth.set(stats.queued as f64);
         self.in_flight.set((stats.busy + stats.queued) as f64);
-    }
-}
-
-/// Keeps the gauges current (once a second) for any recorder, until the pool closes.
-pub(crate) async fn sample_gauges(pool: Weak<Pool>) {
-    let mut every_second = tokio::time::interval(Duration::from_secs(1));
-    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every_second.tick().await;
-        let Some(pool) = pool.upgrade().filter(|pool| !pool.is_closed()) else {
-            return;
-        };
-        pool.counters.metrics.set_gauges(&pool.stats());
-        #[cfg(feature = "prometheus")]
-        if let Some(handle) = prometheus::handle() {
-            handle.run_upkeep();
-        }
     }
 }
 

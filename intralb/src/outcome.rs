@@ -23,10 +23,15 @@ pub(crate) enum Outcome {
     /// Refused (or cancelled at the deadline) because the server is shutting down: `503`, and
     /// the connection closes.
     ShuttingDown,
+    /// The client did not send its body within `body_timeout`: `408`, and the connection closes.
+    BodyTimedOut,
+    /// The body could not be read (the client reset it, or sent invalid framing): `400`, and
+    /// the connection closes.
+    BodyFailed,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 8] = [
+    pub(crate) const ALL: [Outcome; 10] = [
         Outcome::Served,
         Outcome::Shed,
         Outcome::ExpiredInQueue,
@@ -35,6 +40,8 @@ impl Outcome {
         Outcome::Panicked,
         Outcome::Failed,
         Outcome::ShuttingDown,
+        Outcome::BodyTimedOut,
+        Outcome::BodyFailed,
     ];
 
     /// The metrics label.
@@ -48,7 +55,17 @@ impl Outcome {
             Outcome::Panicked => "panicked",
             Outcome::Failed => "failed",
             Outcome::ShuttingDown => "shutting_down",
+            Outcome::BodyTimedOut => "body_timed_out",
+            Outcome::BodyFailed => "body_failed",
         }
+    }
+
+    /// Whether the connection closes after this answer.
+    pub(crate) fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            Outcome::ShuttingDown | Outcome::BodyTimedOut | Outcome::BodyFailed
+        )
     }
 
     /// The status and body of intralb's own answer (`Served` is the router's).
@@ -75,6 +92,11 @@ impl Outcome {
                 StatusCode::GATEWAY_TIMEOUT,
                 "the request did not finish before its deadline\n",
             ),
+            Outcome::BodyTimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive within body_timeout\n",
+            ),
+            Outcome::BodyFailed => (StatusCode::BAD_REQUEST, "the request body could not be read\n"),
             Outcome::Panicked | Outcome::Failed => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }

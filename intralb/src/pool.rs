@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -32,12 +32,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::catch_unwind::panic_message;
-use crate::config::Config;
+use crate::config;
+use crate::counters::Counters;
 use crate::error::Result;
 use crate::init::{self, Initializer};
 use crate::resources::{Resources, Slot};
-use crate::stats::{Counters, Stats};
-use crate::worker::{Hold, Live, Worker, REPLACE_ALL};
+use crate::stats::Stats;
+use crate::tally::Tally;
+use crate::worker::{Hold, Home, Worker, REPLACE_ALL};
 use crate::worker_id::WorkerId;
 
 /// Why a request did not get a worker.
@@ -117,13 +119,18 @@ pub(crate) struct Pool {
     closed_tx: watch::Sender<bool>,
     /// Woken when the pool becomes unavailable (see [`Scale::unavailable`]).
     unavailable: Notify,
+    /// Wakes one failing worker to retry before its backoff ends: requests are being refused.
+    retry_now: Notify,
+    /// When `retry_now` was last notified, in milliseconds since `started`.
+    last_nudge_ms: AtomicU64,
+    started: Instant,
     /// Set when a drain begins (see [`Drain`](crate::Drain)).
     draining: AtomicBool,
     draining_tx: watch::Sender<bool>,
     /// Where workers start and resources drop, whichever thread gives a worker back.
     runtime: Handle,
     /// Workers whose resources are not dropped yet.
-    live: Arc<Live>,
+    live: Arc<Tally>,
     pub(crate) counters: Counters,
 }
 
@@ -144,7 +151,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pool {
     /// Creates the pool and starts `min_workers`; fails, naming the initializer, if one fails.
-    pub(crate) async fn start(config: &Config, inits: Vec<Initializer>) -> Result<Arc<Pool>> {
+    pub(crate) async fn start(config: &config::Pool, inits: Vec<Initializer>) -> Result<Arc<Pool>> {
         let min = config.min_workers();
         let checks_broken = inits.iter().any(Initializer::checks_broken);
         let pool = Arc::new(Pool {
@@ -167,6 +174,9 @@ impl Pool {
             closed: AtomicBool::new(false),
             closed_tx: watch::Sender::new(false),
             unavailable: Notify::new(),
+            retry_now: Notify::new(),
+            last_nudge_ms: AtomicU64::new(0),
+            started: Instant::now(),
             draining: AtomicBool::new(false),
             draining_tx: watch::Sender::new(false),
             runtime: Handle::current(),
@@ -202,6 +212,15 @@ impl Pool {
     /// Leases a worker: at once if one is idle, else after waiting in the queue until
     /// `deadline`, else not at all.
     pub(crate) async fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<Hold, Rejected> {
+        loop {
+            // `None`: the worker's resources were found broken; it is being replaced.
+            if let Some(hold) = self.acquire_once(deadline).await? {
+                return Ok(hold);
+            }
+        }
+    }
+
+    async fn acquire_once(self: &Arc<Self>, deadline: Instant) -> Result<Option<Hold>, Rejected> {
         if let Ok(permit) = self.permits.try_acquire() {
             permit.forget();
             hooks::at("acquire:permit-taken");
@@ -233,6 +252,8 @@ impl Pool {
         }
         let mut scale = lock(&self.scale);
         if scale.unavailable() {
+            drop(scale);
+            self.nudge();
             return Err(Rejected::Unavailable);
         }
         // This request would wait: give it a worker of its own if the pool may grow. It waits
@@ -251,20 +272,45 @@ impl Pool {
         Ok(())
     }
 
-    /// Takes the idle worker behind a permit; `Closed` if `close` emptied the stack meanwhile.
-    fn lease(&self) -> Result<Hold, Rejected> {
-        match lock(&self.idle).pop_back() {
-            Some(idle) => Ok(Hold::lease(idle.worker)),
-            None => {
-                debug_assert!(self.is_closed(), "a permit without an idle worker");
-                Err(Rejected::Closed)
+    /// Takes the idle worker behind a permit; `Closed` if `close` emptied the stack meanwhile,
+    /// `None` if its resources broke while it idled (a database restarted): it is replaced.
+    fn lease(self: &Arc<Self>) -> Result<Option<Hold>, Rejected> {
+        let popped = lock(&self.idle).pop_back();
+        let Some(idle) = popped else {
+            debug_assert!(self.is_closed(), "a permit without an idle worker");
+            return Err(Rejected::Closed);
+        };
+        if self.checks_broken {
+            let broken = self.broken_resources(&idle.worker);
+            if broken != 0 {
+                self.reinitialize(idle.worker, broken);
+                return Ok(None);
             }
+        }
+        Ok(Some(Hold::lease(idle.worker)))
+    }
+
+    /// Requests are refused because every start is failing: wake one failing worker to retry
+    /// now rather than at the end of its backoff, at most every [`NUDGE_EVERY`], so that the pool
+    /// recovers as soon as the resource is back without hammering it while it is not.
+    fn nudge(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_nudge_ms.load(Ordering::Relaxed);
+        let every = NUDGE_EVERY.as_millis() as u64;
+        if (last == 0 || now >= last.saturating_add(every))
+            && self
+                .last_nudge_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.retry_now.notify_one();
         }
     }
 
     /// A started worker joins the idle stack (or is dropped if the pool closed meanwhile).
     fn ready(self: &Arc<Self>, id: WorkerId, resources: Resources, failed_before: bool) {
-        let worker = Worker::new(id, resources, Arc::downgrade(self), &self.live);
+        let home: Weak<dyn Home> = Arc::downgrade(self) as Weak<Pool>;
+        let worker = Worker::new(id, resources, home, &self.live);
         {
             let mut scale = lock(&self.scale);
             scale.starting -= 1;
@@ -291,7 +337,7 @@ impl Pool {
 
     /// The last hold on a worker dropped: check its resources, then make it idle again, or
     /// replace what is broken first.
-    pub(crate) fn give_back(self: &Arc<Self>, worker: Arc<Worker>, now: Instant) {
+    fn give_back(self: &Arc<Self>, worker: Arc<Worker>, now: Instant) {
         let mut replace = worker.take_replacements();
         if self.checks_broken && replace & REPLACE_ALL == 0 {
             replace |= self.broken_resources(&worker);
@@ -331,6 +377,13 @@ impl Pool {
     /// again; the worker serves again once they exist.
     fn reinitialize(self: &Arc<Self>, worker: Arc<Worker>, replace: u64) {
         let id = worker.id;
+        if replace & REPLACE_ALL == 0 {
+            let replaced: Vec<&str> = (0..self.inits.len().min(63))
+                .filter(|index| replace & (1 << index) != 0)
+                .map(|index| self.inits[index].name())
+                .collect();
+            tracing::info!(worker = %id, ?replaced, "replacing worker resources");
+        }
         let kept = worker
             .resources
             .slots()
@@ -369,7 +422,7 @@ impl Pool {
     /// Resolves once every worker's resources are dropped: after `close`, the workers that were
     /// busy are dropped when their last hold is.
     pub(crate) async fn all_dropped(&self) {
-        self.live.all_dropped().await;
+        self.live.zero().await;
     }
 
     /// `close` without the wait.
@@ -482,6 +535,16 @@ impl Pool {
     }
 }
 
+impl Home for Pool {
+    fn give_back(self: Arc<Self>, worker: Arc<Worker>, now: Instant) {
+        Pool::give_back(&self, worker, now);
+    }
+
+    fn draining(&self) -> watch::Receiver<bool> {
+        Pool::draining(self)
+    }
+}
+
 /// Counts a request as waiting for as long as it exists.
 struct Waiting<'a>(&'a Pool);
 
@@ -521,7 +584,8 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId, mut slots: Vec<Option<Slot>
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(jittered(backoff)) => {}
+            () = pool.retry_now.notified() => {}
             _ = closed.wait_for(|closed| *closed) => {
                 let mut scale = lock(&pool.scale);
                 scale.starting -= 1;
@@ -532,6 +596,38 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId, mut slots: Vec<Option<Slot>
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Keeps the gauges current (once a second) for any recorder, until the pool closes.
+pub(crate) async fn sample_gauges(pool: Weak<Pool>) {
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every_second.tick().await;
+        let Some(pool) = pool.upgrade().filter(|pool| !pool.is_closed()) else {
+            return;
+        };
+        pool.counters.metrics.set_gauges(&pool.stats());
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = crate::metrics::prometheus::handle() {
+            handle.run_upkeep();
+        }
+    }
+}
+
+/// At most how often refused requests wake a failing worker early.
+const NUDGE_EVERY: Duration = Duration::from_millis(250);
+
+/// Between half and all of `backoff`, so that workers that failed together do not all retry
+/// together.
+fn jittered(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    // The clock's low bits are random enough to spread a few workers apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let spread = u32::try_from(half.as_millis()).unwrap_or(u32::MAX).max(1);
+    half + Duration::from_millis(u64::from(nanos % spread))
 }
 
 /// Retires idle workers until the pool closes or is dropped.

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use crate::config::Config;
-use crate::dispatch::Shared;
+use crate::config;
+use crate::pool::Pool;
 use crate::response::{text, ResponseBody};
 
 /// The configured paths.
@@ -16,7 +16,7 @@ pub(crate) struct Probes {
 }
 
 impl Probes {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &config::Probes) -> Self {
         let path = |p: &Option<String>| p.as_deref().map(Box::from);
         Probes {
             health: path(&config.health),
@@ -25,21 +25,18 @@ impl Probes {
         }
     }
 
+    #[cfg(feature = "prometheus")]
     pub(crate) fn metrics_enabled(&self) -> bool {
         self.metrics.is_some()
     }
 
     /// The answer if `path` is one of the probes.
-    pub(crate) fn answer<B>(
-        &self,
-        shared: &Shared,
-        path: &str,
-    ) -> Option<Response<ResponseBody<B>>> {
+    pub(crate) fn answer<B>(&self, pool: &Pool, path: &str) -> Option<Response<ResponseBody<B>>> {
         let is = |probe: &Option<Box<str>>| probe.as_deref() == Some(path);
         if is(&self.health) {
             Some(text(StatusCode::OK, Bytes::from_static(b"ok\n")))
         } else if is(&self.ready) {
-            Some(if shared.is_draining() {
+            Some(if pool.is_draining() {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Bytes::from_static(b"draining\n"),
@@ -48,7 +45,7 @@ impl Probes {
                 text(StatusCode::OK, Bytes::from_static(b"ready\n"))
             })
         } else if is(&self.metrics) {
-            Some(metrics(shared))
+            Some(metrics(pool))
         } else {
             None
         }
@@ -56,7 +53,7 @@ impl Probes {
 }
 
 #[cfg(feature = "prometheus")]
-fn metrics<B>(shared: &Shared) -> Response<ResponseBody<B>> {
+fn metrics<B>(pool: &Pool) -> Response<ResponseBody<B>> {
     use http::header::{HeaderValue, CONTENT_TYPE};
 
     let Some(handle) = crate::metrics::prometheus::handle() else {
@@ -65,11 +62,7 @@ fn metrics<B>(shared: &Shared) -> Response<ResponseBody<B>> {
             Bytes::from_static(b"intralb's metrics go to the program's own metrics recorder\n"),
         );
     };
-    shared
-        .pool
-        .counters
-        .metrics
-        .set_gauges(&shared.pool.stats());
+    pool.counters.metrics.set_gauges(&pool.stats());
     handle.run_upkeep();
     let mut response = text(StatusCode::OK, Bytes::from(handle.render()));
     response.headers_mut().insert(
@@ -80,7 +73,7 @@ fn metrics<B>(shared: &Shared) -> Response<ResponseBody<B>> {
 }
 
 #[cfg(not(feature = "prometheus"))]
-fn metrics<B>(_: &Shared) -> Response<ResponseBody<B>> {
+fn metrics<B>(_: &Pool) -> Response<ResponseBody<B>> {
     text(
         StatusCode::NOT_IMPLEMENTED,
         Bytes::from_static(b"intralb was built without its `prometheus` feature\n"),

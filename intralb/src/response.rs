@@ -11,7 +11,7 @@ use crate::outcome::Outcome;
 pub(crate) type ResponseBody<B> = Either<B, Full<Bytes>>;
 
 /// intralb's own answer for `outcome`: `Retry-After` on every `503`, `Connection: close` when
-/// shutting down.
+/// shutting down or when the body could not be read.
 pub(crate) fn answer<B>(outcome: Outcome) -> Response<ResponseBody<B>> {
     let (status, message) = outcome.answer();
     let mut response = text(status, Bytes::from_static(message.as_bytes()));
@@ -19,7 +19,7 @@ pub(crate) fn answer<B>(outcome: Outcome) -> Response<ResponseBody<B>> {
     if status == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    if outcome == Outcome::ShuttingDown {
+    if outcome.closes_connection() {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response

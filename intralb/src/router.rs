@@ -6,14 +6,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use hyper::body::Incoming;
 use tower_service::Service;
 
+use crate::body::RequestBody;
 use crate::error::BoxError;
 
 /// A router intralb can put workers in front of.
 ///
-/// Implemented for every `Clone + Send` tower [`Service`] over `Request<hyper::body::Incoming>`
+/// Implemented for every `Clone + Send` tower [`Service`] over `Request<`[`RequestBody`]`>`
 /// whose response body is an [`http_body::Body`] of [`Bytes`]: `axum::Router` as it is, and
 /// anything built with `tower::ServiceBuilder` or `Router::layer`. Its middleware runs inside
 /// the worker, with the worker's resources available. You never implement it yourself.
@@ -31,12 +31,12 @@ pub trait RouterService: Clone + Send + 'static {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>>;
 
     #[doc(hidden)]
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future;
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future;
 }
 
 impl<S, B> RouterService for S
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Body<Data = Bytes> + Send + 'static,
@@ -51,7 +51,7 @@ where
         Service::poll_ready(self, cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         Service::call(self, req)
     }
 }

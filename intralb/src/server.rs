@@ -1,12 +1,22 @@
-//! [`Server`]: a running balancer started with [`Builder::spawn`](crate::Builder::spawn).
+//! Starting a balancer ([`Builder::serve`], [`Builder::spawn`]) and [`Server`], a running one:
+//! validate the settings, start the pool, bind, serve, drain.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::body::Bodies;
+use crate::builder::Builder;
+use crate::dispatch::{Cut, Shared};
 use crate::error::{Error, ErrorKind, Result};
+use crate::init;
 use crate::pool::Pool;
+use crate::probes::Probes;
+use crate::router::RouterService;
+use crate::serve::{self, ServeOptions};
 use crate::stats::Stats;
 
 /// A running balancer: its address, its [`Stats`], and a way to wait for its shutdown.
@@ -50,5 +60,143 @@ impl Server {
             )
             .with_source(join)
         })
+    }
+}
+
+impl Builder {
+    /// Starts the workers and serves `router` on `addr` until SIGINT or SIGTERM, then drains.
+    ///
+    /// Environment overrides are applied first. Everything that can fail does so before the
+    /// port is bound: a bad setting, two initializers of one type, a failing initializer.
+    ///
+    /// # Errors
+    ///
+    /// A bad setting, a failing initializer, or an address that cannot be bound.
+    pub async fn serve<S: RouterService>(self, router: S) -> Result<()> {
+        self.apply_env()?.serve_with(async { router }).await
+    }
+
+    /// `serve`, with the router built only once the workers have started.
+    pub(crate) async fn serve_with<S, Fut>(self, router: Fut) -> Result<()>
+    where
+        S: RouterService,
+        Fut: Future<Output = S>,
+    {
+        if self.config.process.log {
+            crate::log::install();
+        }
+        let (shared, options) = self.start().await?;
+        let router = router.await;
+        let listener = match self.bind() {
+            Ok(listener) => listener,
+            Err(error) => {
+                shared.pool.close().await;
+                return Err(error);
+            }
+        };
+        let bound = listener.local_addr().unwrap_or(self.config.listener.addr);
+        tracing::info!(addr = %bound, "listening on http://{bound}");
+        serve::run(
+            listener,
+            shared,
+            router,
+            options,
+            crate::signal::shutdown_signal(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Binds the listener [`serve`](Self::serve) would use: the socket inherited through
+    /// `LISTEN_FDS` (systemd socket activation) if there is one, else `addr`, with
+    /// `SO_REUSEPORT` if [`reuse_port`](Self::reuse_port) is set. Pass it to
+    /// [`spawn`](Self::spawn) to serve it.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound, or the inherited socket is unusable.
+    pub fn bind(&self) -> Result<TcpListener> {
+        crate::listener::bind(&self.config)
+    }
+
+    /// Serves `router` on an already bound `listener` until `shutdown` resolves, then drains.
+    /// Returns once the workers are running; the [`Server`] gives the address and [`Stats`](crate::Stats).
+    /// For embedding and tests: no signals are handled and no environment variable is read.
+    ///
+    /// # Errors
+    ///
+    /// A bad setting, two initializers of one type, or a failing initializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> intralb::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let app = Router::new().route("/", get(|| async { "Hello World" }));
+    /// let server = intralb::Balancer::builder()
+    ///     .max_concurrent(4)
+    ///     .spawn(listener, app, async { stopped.await.ok(); })
+    ///     .await?;
+    /// println!("listening on {}", server.local_addr());
+    /// stop.send(()).unwrap();
+    /// server.wait().await
+    /// # }
+    /// ```
+    pub async fn spawn<S, F>(self, listener: TcpListener, router: S, shutdown: F) -> Result<Server>
+    where
+        S: RouterService,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let local_addr = listener.local_addr().map_err(|e| {
+            Error::new(crate::ErrorKind::Io, "the listener has no local address").with_source(e)
+        })?;
+        let (shared, options) = self.start().await?;
+        let pool = Arc::clone(&shared.pool);
+        let task = tokio::spawn(serve::run(listener, shared, router, options, shutdown));
+        Ok(Server::new(local_addr, pool, task))
+    }
+
+    /// Validates everything and starts `min_workers`.
+    async fn start(&self) -> Result<(Arc<Shared>, ServeOptions)> {
+        self.config.validate()?;
+        init::check_unique(&self.inits)?;
+        let probes = Probes::new(&self.config.probes);
+        // Before the pool registers its metrics handles, so they bind to this recorder.
+        #[cfg(feature = "prometheus")]
+        if probes.metrics_enabled() {
+            crate::metrics::prometheus::install();
+        }
+        let pool = Pool::start(&self.config.pool, self.inits.clone()).await?;
+        tokio::spawn(crate::pool::sample_gauges(Arc::downgrade(&pool)));
+        let shared = Arc::new(Shared {
+            pool,
+            timeout: self.config.pool.timeout,
+            probes,
+            cut: Cut::default(),
+            bodies: Bodies::new(
+                self.config.connections.buffer_body,
+                self.config.connections.body_timeout,
+                self.config
+                    .pool
+                    .max_concurrent
+                    .saturating_add(self.config.pool.queue),
+            ),
+        });
+        let options = ServeOptions {
+            header_read_timeout: self.config.connections.header_read_timeout,
+            shutdown_timeout: self.config.drain.shutdown_timeout,
+            drain_delay: self.config.drain.drain_delay,
+            connection_idle_timeout: self.config.connections.connection_idle_timeout,
+            max_connections: self
+                .config
+                .connections
+                .max_connections
+                .unwrap_or_else(crate::connection::default_max_connections),
+        };
+        Ok((shared, options))
     }
 }

@@ -1,13 +1,8 @@
-//! Counters and latency histograms, and the [`Stats`] snapshot built from them.
+//! [`Stats`]: the public snapshot of the balancer (filled in by `counters.rs` and the pool).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
-
-use crate::metrics::Metrics;
-use crate::outcome::Outcome;
 
 /// A point-in-time view of the balancer.
 ///
@@ -38,6 +33,10 @@ pub struct Stats {
     /// Requests answered `503` + `Connection: close` because the server was shutting down:
     /// refused during the drain, still queued at its deadline, or cancelled by it.
     pub shutting_down: u64,
+    /// Requests answered `408` because the client did not send the body within `body_timeout`.
+    pub body_timed_out: u64,
+    /// Requests answered `400` because their body could not be read.
+    pub body_failed: u64,
     /// Requests answered `504` because their deadline passed while a worker ran them.
     pub timed_out: u64,
     /// Requests whose handler panicked (answered `500`).
@@ -69,7 +68,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         let at = |q| Duration::from_micros(h.value_at_quantile(q));
         Percentiles {
             count: h.len(),
@@ -78,117 +77,6 @@ impl Percentiles {
             p99: at(0.99),
             max: Duration::from_micros(h.max()),
         }
-    }
-}
-
-/// The live counters, shared by every connection: for [`Stats`], and for the `metrics` facade.
-pub(crate) struct Counters {
-    outcomes: [AtomicU64; Outcome::ALL.len()],
-    init_failures: AtomicU64,
-    latency: Mutex<Latency>,
-    pub(crate) metrics: Metrics,
-    start: Instant,
-    last_shed_warning_ms: AtomicU64,
-    shed_at_last_warning: AtomicU64,
-}
-
-struct Latency {
-    queue_wait: Histogram<u64>,
-    service_time: Histogram<u64>,
-}
-
-/// One hour, in microseconds: longer samples are recorded as one hour.
-const HIGHEST_MICROS: u64 = 3_600_000_000;
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIGHEST_MICROS, 2).expect("valid histogram bounds")
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-impl Counters {
-    /// Registers the metrics handles: call it after any recorder is installed.
-    pub(crate) fn new() -> Self {
-        Counters {
-            outcomes: Default::default(),
-            init_failures: AtomicU64::new(0),
-            latency: Mutex::new(Latency {
-                queue_wait: histogram(),
-                service_time: histogram(),
-            }),
-            metrics: Metrics::register(),
-            start: Instant::now(),
-            last_shed_warning_ms: AtomicU64::new(0),
-            shed_at_last_warning: AtomicU64::new(0),
-        }
-    }
-
-    /// Counts one answered request.
-    pub(crate) fn count(&self, outcome: Outcome) {
-        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
-        self.metrics.outcome(outcome).increment(1);
-        if outcome == Outcome::Shed {
-            self.warn_while_shedding();
-        }
-    }
-
-    pub(crate) fn init_failed(&self) {
-        self.init_failures.fetch_add(1, Relaxed);
-        self.metrics.init_failures.increment(1);
-    }
-
-    /// Records one request that a worker ran.
-    pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
-        self.metrics.queue_wait.record(queue_wait);
-        self.metrics.service_time.record(service_time);
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        latency.queue_wait.saturating_record(micros(queue_wait));
-        latency.service_time.saturating_record(micros(service_time));
-    }
-
-    /// Warns at most once a second while shedding goes on.
-    fn warn_while_shedding(&self) {
-        let total = self.get(Outcome::Shed);
-        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_shed_warning_ms.load(Relaxed);
-        if (last == 0 || now >= last + 1000)
-            && self
-                .last_shed_warning_ms
-                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
-                .is_ok()
-        {
-            let before = self.shed_at_last_warning.swap(total, Relaxed);
-            tracing::warn!(
-                shed = total - before,
-                "shedding load: every worker is busy and the queue is full; answering 503"
-            );
-        }
-    }
-
-    fn get(&self, outcome: Outcome) -> u64 {
-        self.outcomes[outcome as usize].load(Relaxed)
-    }
-
-    /// Requests answered so far, by anyone.
-    pub(crate) fn answered(&self) -> u64 {
-        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
-    }
-
-    pub(crate) fn snapshot(&self, stats: &mut Stats) {
-        stats.served = self.get(Outcome::Served);
-        stats.shed = self.get(Outcome::Shed);
-        stats.expired_in_queue = self.get(Outcome::ExpiredInQueue);
-        stats.unavailable = self.get(Outcome::Unavailable);
-        stats.shutting_down = self.get(Outcome::ShuttingDown);
-        stats.timed_out = self.get(Outcome::TimedOut);
-        stats.panicked = self.get(Outcome::Panicked);
-        stats.failed = self.get(Outcome::Failed);
-        stats.init_failures = self.init_failures.load(Relaxed);
-        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        stats.queue_wait = Percentiles::of(&latency.queue_wait);
-        stats.service_time = Percentiles::of(&latency.service_time);
     }
 }
 
@@ -205,6 +93,8 @@ impl Stats {
             expired_in_queue: 0,
             unavailable: 0,
             shutting_down: 0,
+            body_timed_out: 0,
+            body_failed: 0,
             timed_out: 0,
             panicked: 0,
             failed: 0,

@@ -10,12 +10,21 @@
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::pool::Pool;
 use crate::resources::Resources;
+use crate::tally::{Counted, Tally};
 use crate::worker_id::WorkerId;
+
+/// Where a worker goes back to when its last hold drops: the pool, which implements this (so
+/// that this file does not depend on it).
+pub(crate) trait Home: Send + Sync {
+    /// The last hold on `worker` dropped at `now`.
+    fn give_back(self: Arc<Self>, worker: Arc<Worker>, now: Instant);
+    /// Becomes `true` when a drain begins.
+    fn draining(&self) -> watch::Receiver<bool>;
+}
 
 /// Replace every resource of the worker (its request panicked, or a resource past bit 62 asked).
 pub(crate) const REPLACE_ALL: u64 = 1 << 63;
@@ -30,26 +39,25 @@ pub(crate) struct Worker {
     /// Resources to replace when the worker is given back: bit `i` for the `i`-th initializer's
     /// value, [`REPLACE_ALL`] for all of them.
     replace: AtomicU64,
-    pool: Weak<Pool>,
+    home: Weak<dyn Home>,
     /// Last, so it counts the worker as gone only once its resources are dropped.
-    _alive: Alive,
+    _alive: Counted,
 }
 
 impl Worker {
     pub(crate) fn new(
         id: WorkerId,
         resources: Resources,
-        pool: Weak<Pool>,
-        live: &Arc<Live>,
+        home: Weak<dyn Home>,
+        live: &Arc<Tally>,
     ) -> Arc<Worker> {
-        live.count.fetch_add(1, Ordering::Relaxed);
         Arc::new(Worker {
             id,
             resources,
             holds: AtomicUsize::new(0),
             replace: AtomicU64::new(0),
-            pool,
-            _alive: Alive(Arc::clone(live)),
+            home,
+            _alive: live.enter(),
         })
     }
 
@@ -70,41 +78,8 @@ impl Worker {
     }
 
     /// The pool this worker belongs to, unless it was dropped.
-    pub(crate) fn pool(&self) -> Option<Arc<Pool>> {
-        self.pool.upgrade()
-    }
-}
-
-/// How many workers exist (their resources not yet dropped), so that a shutdown can wait for
-/// the last one, wherever it is dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Live {
-    count: AtomicUsize,
-    gone: Notify,
-}
-
-impl Live {
-    /// Resolves once every worker's resources are dropped.
-    pub(crate) async fn all_dropped(&self) {
-        loop {
-            let gone = self.gone.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            gone.await;
-        }
-    }
-}
-
-/// Counts one worker in [`Live`] until dropped.
-#[derive(Debug)]
-struct Alive(Arc<Live>);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.gone.notify_waiters();
-        }
+    pub(crate) fn home(&self) -> Option<Arc<dyn Home>> {
+        self.home.upgrade()
     }
 }
 
@@ -143,8 +118,8 @@ impl Hold {
             return;
         }
         fence(Ordering::Acquire);
-        match worker.pool() {
-            Some(pool) => pool.give_back(worker, now),
+        match worker.home() {
+            Some(home) => home.give_back(worker, now),
             None => drop(worker),
         }
     }

@@ -1,8 +1,6 @@
 //! A worker's lifecycle with real resources: busy while anything holds them, broken ones
 //! replaced, blocking calls off the runtime, a drain that long-lived responses can see.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
@@ -12,9 +10,9 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use common::*;
 use http_body_util::BodyExt;
 use intralb::{Balancer, Db, Drain, Initializer, WorkerId};
+use intralb_test_support::*;
 
 /// Which initialisation a value came from (counted per initializer).
 struct Generation(usize);

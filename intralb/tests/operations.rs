@@ -1,16 +1,14 @@
 //! Operations: probes answered without a worker, readiness during a drain, Prometheus metrics,
 //! and SO_REUSEPORT.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use intralb::{Balancer, ErrorKind};
+use intralb_test_support::*;
 use tokio::net::TcpStream;
 
 /// `/hold` parks at the gate; `/` answers at once.

@@ -1,14 +1,12 @@
 //! A panicking handler costs one 500 and that worker's resources, nothing else.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use intralb::{Balancer, Db, WorkerId};
+use intralb_test_support::*;
 
 /// Which initialisation of its worker a resource came from.
 struct Generation(usize);

@@ -1,8 +1,6 @@
 //! End to end against a real PostgreSQL: one connection per worker, the database restarted under
 //! load, and every worker reconnecting by itself through `Initializer::broken`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
@@ -14,11 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use common::postgres::PgServer;
-use common::*;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use intralb::{Balancer, Db, Initializer, Stats, WorkerId};
+use intralb_test_support::*;
 use tokio_postgres::{Client, NoTls};
 
 const WORKERS: usize = 4;

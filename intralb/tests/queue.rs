@@ -1,7 +1,5 @@
 //! The pool-wide queue: FIFO, bounded, shedding at once, and deadlines in and out of it.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +7,8 @@ use std::time::Duration;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use intralb::{Balancer, Db};
+use intralb_test_support::*;
 use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,13 +1,11 @@
 //! The connection layer: HTTP/1.1 and h2c, malformed input, slow clients, bind failures.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use intralb::{Balancer, ErrorKind};
+use intralb_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

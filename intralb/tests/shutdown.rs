@@ -1,7 +1,5 @@
 //! Graceful shutdown: refuse new connections, drain executing and queued requests, then stop.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -9,8 +7,8 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use intralb::{Balancer, Db, Server, WorkerId};
+use intralb_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use intralb_test_support::{free_port, wait_exit_within};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -50,7 +51,7 @@ impl ServerProcess {
         log_dir: &Path,
         label: &str,
     ) -> Result<ServerProcess> {
-        options.port = free_port()?;
+        options.port = free_port().context("finding a free port")?;
         let log_path = log_dir.join(format!("{label}.log"));
         let log =
             File::create(&log_path).context(format_args!("creating {}", log_path.display()))?;
@@ -123,20 +124,16 @@ impl ServerProcess {
 
     /// Waits up to `limit` for the process to exit (checking every millisecond), then kills it.
     pub(crate) fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().context("waiting for the server")? {
-                return Ok(status);
-            }
-            if started.elapsed() > limit {
+        match wait_exit_within(&mut self.child, limit).context("waiting for the server")? {
+            Some(status) => Ok(status),
+            None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                return Err(format!(
+                Err(format!(
                     "{} did not exit in time and was killed",
                     self.label
-                ));
+                ))
             }
-            thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -154,12 +151,6 @@ impl Drop for ServerProcess {
             let _ = self.wait_exit(STOP_LIMIT);
         }
     }
-}
-
-/// A port nothing listens on now (the server binds it a moment later).
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
 /// A one-shot `GET` with `Connection: close`; the status and the body.

@@ -1,9 +1,9 @@
 //! Parsing `#[balanced(key = value, ...)]` into [`Args`], a model that keeps every value's span.
 //!
-//! Every runtime key is the name of an `intralb::Builder` setter and is declared once, in the
-//! `keys!` table below: its name and what sort of value it takes. Adding a key whose value is of a
-//! sort that exists is that one line (plus its docs in `lib.rs`); a new sort of value is a new
-//! `Kind` with its parser in `value.rs` and its tokens in `expand.rs`.
+//! Every runtime key is the name of an `intralb::Builder` setter and is declared once, with the
+//! runtime's other settings, in the `intralb-settings` crate: its name, what sort of value it
+//! takes, its default. Adding a key whose value is of a sort that exists is that one entry; a new
+//! sort of value is a new `Kind` with its parser in `value.rs` and its tokens in `expand.rs`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
@@ -12,63 +12,85 @@ use syn::{Expr, Ident};
 use super::value::{self, Kind, Value};
 use crate::common::{CratePath, Errors, KeyValues};
 
+/// Generates [`Key`] from the settings' one declaration (the `intralb-settings` crate), so the
+/// keys accepted here are exactly the runtime's settings.
 macro_rules! keys {
-    ($($(#[$doc:meta])* $variant:ident => $name:literal: $kind:ident,)*) => {
+    ($(
+        [$group:ident: $Group:ident] {
+            $(
+                #[doc = $doc:literal]
+                $(#[doc = $more:literal])*
+                $name:ident: $kind:ident = $default:tt, $default_doc:literal;
+            )*
+        }
+    )*) => {
         /// A key that configures the runtime; its name is the `Builder` setter it becomes.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[allow(non_camel_case_types)]
         pub(crate) enum Key {
-            $($(#[$doc])* $variant,)*
+            $($( #[doc = $doc] $name, )*)*
         }
 
         impl Key {
-            /// Every runtime key, in the order they are documented.
-            pub(crate) const ALL: &'static [Key] = &[$(Key::$variant),*];
+            /// Every runtime key, in the order they are declared.
+            pub(crate) const ALL: &'static [Key] = &[$($(Key::$name),*),*];
 
             /// The key as the user writes it, which is also the `Builder` setter's name.
             pub(crate) fn name(self) -> &'static str {
                 match self {
-                    $(Key::$variant => $name,)*
+                    $($( Key::$name => stringify!($name), )*)*
                 }
             }
 
             /// The sort of value the key takes.
             pub(crate) fn kind(self) -> Kind {
                 match self {
-                    $(Key::$variant => Kind::$kind,)*
+                    $($( Key::$name => kind!($kind), )*)*
+                }
+            }
+
+            /// The runtime's default, for the keys that take a count and have a fixed one.
+            pub(crate) fn default_count(self) -> Option<usize> {
+                match self {
+                    $($( Key::$name => default_count!($kind, $default), )*)*
                 }
             }
         }
     };
 }
 
-keys! {
-    /// Requests handled at once (≥ 1, default 100).
-    MaxConcurrent => "max_concurrent": Count,
-    /// Requests waiting for a worker (default 100).
-    Queue => "queue": Count,
-    /// Workers kept alive when idle (≤ `max_concurrent`).
-    MinWorkers => "min_workers": Count,
-    /// Deadline of a request, queueing included (non-zero).
-    Timeout => "timeout": Duration,
-    /// Time given to in-flight requests on shutdown.
-    ShutdownTimeout => "shutdown_timeout": Duration,
-    /// Time after which an idle worker above `min_workers` stops.
-    IdleTimeout => "idle_timeout": Duration,
-    /// Address to listen on.
-    Addr => "addr": Addr,
-    /// Whether to install a default `tracing` subscriber.
-    Log => "log": Bool,
-    /// Path of the Prometheus metrics endpoint.
-    Metrics => "metrics": Path,
-    /// Path of the liveness endpoint.
-    Health => "health": Path,
-    /// Path of the readiness endpoint.
-    Ready => "ready": Path,
-    /// Time to keep serving, not ready, after a shutdown signal.
-    DrainDelay => "drain_delay": Duration,
-    /// Whether to bind with `SO_REUSEPORT`.
-    ReusePort => "reuse_port": Bool,
+/// The sort of value of each kind of setting.
+macro_rules! kind {
+    (Count) => {
+        Kind::Count
+    };
+    (OptCount) => {
+        Kind::Count
+    };
+    (Duration) => {
+        Kind::Duration
+    };
+    (Addr) => {
+        Kind::Addr
+    };
+    (Flag) => {
+        Kind::Bool
+    };
+    (OptPath) => {
+        Kind::Path
+    };
 }
+
+macro_rules! default_count {
+    (Count, $default:literal) => {
+        Some($default)
+    };
+    ($kind:ident, $default:tt) => {
+        None
+    };
+}
+
+intralb_settings::settings!(keys);
 
 /// `serve = name`: the name of the generated function.
 pub(crate) const SERVE: &str = "serve";

@@ -52,26 +52,26 @@ fn every_key_parses_to_its_value() {
         crate = "my_intralb",
     ));
     assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(value(&args, Key::MaxConcurrent), Some(Value::Count(8)));
-    assert_eq!(value(&args, Key::Queue), Some(Value::Count(0)));
-    assert_eq!(value(&args, Key::MinWorkers), Some(Value::Count(2)));
+    assert_eq!(value(&args, Key::max_concurrent), Some(Value::Count(8)));
+    assert_eq!(value(&args, Key::queue), Some(Value::Count(0)));
+    assert_eq!(value(&args, Key::min_workers), Some(Value::Count(2)));
     assert_eq!(
-        value(&args, Key::Timeout),
+        value(&args, Key::timeout),
         Some(Value::Duration(Duration::from_millis(250)))
     );
     assert_eq!(
-        value(&args, Key::ShutdownTimeout),
+        value(&args, Key::shutdown_timeout),
         Some(Value::Duration(Duration::from_secs(5)))
     );
     assert_eq!(
-        value(&args, Key::IdleTimeout),
+        value(&args, Key::idle_timeout),
         Some(Value::Duration(Duration::from_secs(120)))
     );
     assert_eq!(
-        value(&args, Key::Addr),
+        value(&args, Key::addr),
         Some(Value::Addr("[::1]:3000".into()))
     );
-    assert_eq!(value(&args, Key::Log), Some(Value::Bool(true)));
+    assert_eq!(value(&args, Key::log), Some(Value::Bool(true)));
     assert_eq!(args.serve.unwrap().to_string(), "serve_admin");
     assert_eq!(
         args.krate.unwrap().to_token_stream().to_string(),
@@ -120,7 +120,7 @@ fn a_misspelled_key_gets_a_hint() {
 fn a_repeated_key_is_reported_once_and_the_first_value_kept() {
     let (args, errors) = parse(quote!(queue = 1, queue = 2));
     assert_eq!(errors, ["`queue` specified more than once"]);
-    assert_eq!(value(&args, Key::Queue), Some(Value::Count(1)));
+    assert_eq!(value(&args, Key::queue), Some(Value::Count(1)));
 }
 
 #[test]

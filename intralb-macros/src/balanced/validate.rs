@@ -7,15 +7,11 @@ use super::args::{Args, Key};
 use super::value::Value;
 use crate::common::{self, Errors};
 
-/// `max_concurrent` when the user does not give it; the runtime's default, which `min_workers`
-/// is checked against.
-pub(crate) const DEFAULT_MAX_CONCURRENT: usize = 100;
-
 const WHAT: &str = "a `#[balanced]` router function";
 
 /// Checks the values of the arguments against each other.
 pub(crate) fn args(args: &Args, errors: &mut Errors) {
-    let max_concurrent = args.get(Key::MaxConcurrent);
+    let max_concurrent = args.get(Key::max_concurrent);
     if let Some(setting) = max_concurrent {
         if setting.value == Value::Count(0) {
             errors.at(
@@ -24,7 +20,7 @@ pub(crate) fn args(args: &Args, errors: &mut Errors) {
             );
         }
     }
-    if let Some(setting) = args.get(Key::Timeout) {
+    if let Some(setting) = args.get(Key::timeout) {
         if matches!(setting.value, Value::Duration(duration) if duration.is_zero()) {
             errors.at(
                 setting.span,
@@ -32,10 +28,13 @@ pub(crate) fn args(args: &Args, errors: &mut Errors) {
             );
         }
     }
-    if let Some(Value::Count(min_workers)) = args.get(Key::MinWorkers).map(|s| &s.value) {
+    if let Some(Value::Count(min_workers)) = args.get(Key::min_workers).map(|s| &s.value) {
         let limit = match max_concurrent.map(|s| &s.value) {
             Some(Value::Count(limit)) => *limit,
-            _ => DEFAULT_MAX_CONCURRENT,
+            // The runtime's default, declared with the settings.
+            _ => Key::max_concurrent
+                .default_count()
+                .expect("max_concurrent has a fixed default"),
         };
         if *min_workers > limit {
             let given = if max_concurrent.is_some() {
@@ -43,7 +42,7 @@ pub(crate) fn args(args: &Args, errors: &mut Errors) {
             } else {
                 format!("`max_concurrent` (the default, {limit})")
             };
-            let span = args.get(Key::MinWorkers).map(|s| s.span);
+            let span = args.get(Key::min_workers).map(|s| s.span);
             errors.at(
                 span.unwrap_or_else(proc_macro2::Span::call_site),
                 format!("`min_workers` ({min_workers}) cannot be greater than {given}"),

@@ -7,16 +7,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{hooks, lock, Pool, Rejected};
-use crate::config::Config;
+use crate::config;
 use crate::error::BoxError;
 use crate::init::Initializer;
 
-fn config(max: usize, min: usize, queue: usize) -> Config {
-    Config {
+fn config(max: usize, min: usize, queue: usize) -> config::Pool {
+    config::Pool {
         max_concurrent: max,
         min_workers: Some(min),
         queue,
-        ..Config::default()
+        ..config::Pool::default()
     }
 }
 
@@ -113,5 +113,46 @@ async fn when_every_start_fails_requests_are_refused_at_once() {
         "answered at once (the clock is paused)"
     );
     assert_eq!(attempts.load(Ordering::Relaxed), before);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_refused_request_wakes_a_failing_worker_so_the_pool_recovers_at_once() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = Arc::clone(&down);
+    let init = Initializer::asynchronous("db", move |_| {
+        let down = flag.load(Ordering::Relaxed);
+        async move {
+            if down {
+                Err::<u8, BoxError>("connection refused".into())
+            } else {
+                Ok(1)
+            }
+        }
+    });
+    let pool = Pool::start(&config(1, 0, 10), vec![init]).await.unwrap();
+    assert_eq!(
+        pool.acquire(deadline()).await.err(),
+        Some(Rejected::Unavailable)
+    );
+    // A long outage: the worker's backoff grows to its cap, 10 s.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    down.store(false, Ordering::Relaxed);
+
+    // The database is back. The next request is still refused, but it wakes the worker, whose
+    // retry succeeds at once: served again long before the backoff (5 to 10 s) would end.
+    assert_eq!(
+        pool.acquire(deadline()).await.err(),
+        Some(Rejected::Unavailable)
+    );
+    let woken = Instant::now();
+    while pool.stats().workers == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        Instant::now() - woken < Duration::from_millis(10),
+        "recovered at once"
+    );
+    assert!(pool.acquire(deadline()).await.is_ok());
     pool.close().await;
 }

@@ -6,35 +6,36 @@
 //! so as root every server command runs as the `postgres` system user (created by Debian's
 //! package) through `runuser`; otherwise the binaries run directly. `pg_ctl -w` waits until the
 //! server accepts connections (or is gone), so nothing here sleeps.
-//!
-//! ```ignore
-//! let pg = match PgServer::try_new() {
-//!     Ok(pg) => pg,
-//!     Err(reason) => {
-//!         eprintln!("SKIPPED: {reason}");
-//!         return;
-//!     }
-//! };
-//! let (client, connection) = tokio_postgres::connect(&pg.connection_string(), NoTls).await?;
-//! ```
-#![allow(dead_code, unreachable_pub)]
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::process::free_port;
+use crate::tempdir::TempDir;
 
 /// The user that runs the server when the tests run as root.
 const SYSTEM_USER: &str = "postgres";
 
 /// A running (or stopped) PostgreSQL cluster of its own. Dropping it stops the server
 /// (immediate shutdown) and removes its directory.
+///
+/// ```ignore
+/// let pg = match PgServer::try_new() {
+///     Ok(pg) => pg,
+///     Err(reason) => {
+///         eprintln!("SKIPPED: {reason}");
+///         return;
+///     }
+/// };
+/// let (client, connection) = tokio_postgres::connect(&pg.connection_string(), NoTls).await?;
+/// ```
 pub struct PgServer {
     /// Where `initdb` and `pg_ctl` are.
     bin: PathBuf,
-    /// The temporary directory: `data/` (the cluster), the Unix socket, and `log`.
-    dir: PathBuf,
+    /// The temporary directory: `data/` (the cluster), the Unix socket, and `log`. Removed after
+    /// `drop` has stopped the server.
+    dir: TempDir,
     port: u16,
     /// `Some(user)`: run the server commands as `user` through `runuser` (we are root).
     run_as: Option<String>,
@@ -69,10 +70,15 @@ impl PgServer {
             None => None,
         };
 
-        let dir = fresh_dir(run_as.is_some());
+        // For another user, under `/tmp`, which every user may enter.
+        let base = match run_as {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
+        let dir = TempDir::new_in(&base, "pg");
         if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("chown {} to {SYSTEM_USER}: {e}", dir.display()));
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {} to {SYSTEM_USER}: {e}", dir.path().display()));
         }
         let mut pg = PgServer {
             bin,
@@ -95,7 +101,7 @@ impl PgServer {
 
         // A free port may be taken by someone else before the server binds it: try a few.
         for attempt in 1.. {
-            pg.port = free_port();
+            pg.port = free_port().expect("a free port");
             match pg.try_start() {
                 Ok(()) => break,
                 Err(e) if attempt < 5 && pg.log().contains("could not bind") => {
@@ -115,10 +121,13 @@ impl PgServer {
         )
     }
 
+    /// The port it listens on (the same across [`stop`](Self::stop) and
+    /// [`start`](Self::start)).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Whether it runs: started, and not stopped since.
     pub fn is_running(&self) -> bool {
         self.running
     }
@@ -144,11 +153,15 @@ impl PgServer {
 
     /// The server's log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
     fn try_start(&mut self) -> Result<(), String> {
-        let dir = self.dir.to_str().expect("temporary directory is UTF-8");
+        let dir = self
+            .dir
+            .path()
+            .to_str()
+            .expect("temporary directory is UTF-8");
         // pg_ctl hands these to a shell: quote the socket directory.
         assert!(!dir.contains('\''), "no quote in {dir}");
         let options = format!("-p {} -k '{dir}' -c listen_addresses=127.0.0.1", self.port);
@@ -157,7 +170,7 @@ impl PgServer {
             .arg("-D")
             .arg(self.data_dir())
             .arg("-l")
-            .arg(self.dir.join("log"))
+            .arg(self.dir.path().join("log"))
             .args(["-w", "-t", "60", "-o", &options, "start"])
             .output();
         match out {
@@ -178,7 +191,7 @@ impl PgServer {
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.dir.path().join("data")
     }
 
     /// One of the server binaries, as the user that runs the server, in our directory (not the
@@ -193,7 +206,7 @@ impl PgServer {
             }
             None => Command::new(path),
         };
-        cmd.current_dir(&self.dir)
+        cmd.current_dir(self.dir.path())
             .stdin(Stdio::null())
             // Settings of some other cluster must not leak into this one.
             .env_remove("PGDATA")
@@ -222,7 +235,7 @@ impl PgServer {
         };
         format!(
             "{what} failed (PostgreSQL in {}, port {}): {outcome}\n--- server log\n{}",
-            self.dir.display(),
+            self.dir.path().display(),
             self.port,
             self.log()
         )
@@ -237,7 +250,7 @@ impl Drop for PgServer {
                 out => eprintln!("{}", self.failure("pg_ctl stop -m immediate", out)),
             }
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        // Then `dir` removes the cluster.
     }
 }
 
@@ -299,33 +312,4 @@ fn command_output(cmd: &mut Command) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// A new, empty directory. For another user it is under `/tmp`, which every user may enter; and
-/// its path stays short, as the Unix socket's path in it must (about 100 bytes at most).
-fn fresh_dir(for_another_user: bool) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = if for_another_user {
-        PathBuf::from("/tmp")
-    } else {
-        std::env::temp_dir()
-    };
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = base.join(format!("intralb-pg-{}-{n}", std::process::id()));
-        match fs::create_dir(&dir) {
-            Ok(()) => return dir,
-            // Left over by an earlier process with the same pid: take the next name.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("cannot create {}: {e}", dir.display()),
-        }
-    }
-}
-
-/// A port of 127.0.0.1 that nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }

@@ -1,5 +1,5 @@
-//! A real HTTP client over TCP, shared by the runtime's tests and the examples' tests.
-#![allow(dead_code, unreachable_pub)]
+//! A real HTTP client over TCP: requests go through a socket and hyper's client, as a user's
+//! would.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,32 +11,43 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+/// How long [`within`] lets a future run.
+const WITHIN: Duration = Duration::from_secs(20);
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// The response's headers.
     pub headers: HeaderMap,
+    /// The body, decoded as UTF-8 (lossily).
     pub body: String,
 }
 
 impl Reply {
+    /// The header `name`'s value, if it is there and is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
+/// A pooled client over plain TCP, sending full bodies.
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// A client speaking HTTP/1.1.
 pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// A client speaking only HTTP/2 over plain TCP (h2c, with prior knowledge).
 pub fn h2_client() -> HttpClient {
     Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http()
 }
 
+/// `GET path` with `client`, read whole; panics on a transport error.
 pub async fn fetch_with(client: &HttpClient, addr: SocketAddr, path: &str) -> Reply {
     send(client, addr, Method::GET, path, &[], "").await
 }
@@ -71,6 +82,7 @@ pub async fn send(
     }
 }
 
+/// `GET path` on a new HTTP/1.1 client, read whole; panics on a transport error.
 pub async fn fetch(addr: SocketAddr, path: &str) -> Reply {
     fetch_with(&client(), addr, path).await
 }
@@ -81,9 +93,10 @@ pub fn spawn_get(addr: SocketAddr, path: &str) -> tokio::task::JoinHandle<Reply>
     tokio::spawn(async move { fetch(addr, &path).await })
 }
 
-/// Runs `f` with a bound on its duration, so a hang fails the test instead of the suite.
+/// Runs `f` with a bound on its duration (20 s), so a hang fails the test instead of the suite;
+/// panics naming `what` if it does not finish.
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
+    tokio::time::timeout(WITHIN, f)
         .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within 20s"))
+        .unwrap_or_else(|_| panic!("{what} did not finish within {}s", WITHIN.as_secs()))
 }

@@ -1,9 +1,5 @@
-//! Shared by the runtime's integration tests: a server on 127.0.0.1:0 and a real HTTP client.
-#![allow(dead_code, unreachable_pub)]
-
-mod client;
-pub mod postgres;
-pub use client::*;
+//! A balancer on `127.0.0.1:0`, stopped when the test says, and the means to wait for what it
+//! reports.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,15 +10,18 @@ use tokio::sync::{oneshot, Semaphore};
 
 /// A running balancer and the switch that shuts it down.
 pub struct TestServer {
+    /// The server itself, for what the helpers here do not cover.
     pub server: Server,
     stop: oneshot::Sender<()>,
 }
 
 impl TestServer {
+    /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.server.local_addr()
     }
 
+    /// Its stats now.
     pub fn stats(&self) -> Stats {
         self.server.stats()
     }
@@ -45,8 +44,11 @@ impl TestServer {
     }
 }
 
+/// Waits until `cond` holds for `server`'s stats, and returns them; panics naming `what`, with
+/// the last stats, after about 10 s.
+///
+/// It polls a condition the server reports: a bounded wait, not a sleep the test relies on.
 pub async fn wait_for_stats(server: &Server, what: &str, cond: impl Fn(&Stats) -> bool) -> Stats {
-    // Polls a condition the server reports; a bounded wait, not a sleep the test relies on.
     for _ in 0..2000 {
         let stats = server.stats();
         if cond(&stats) {
@@ -57,10 +59,12 @@ pub async fn wait_for_stats(server: &Server, what: &str, cond: impl Fn(&Stats) -
     panic!("timed out waiting for {what}; stats: {:#?}", server.stats());
 }
 
+/// Serves `router` on `127.0.0.1:0` with `builder`'s settings; panics if it does not start.
 pub async fn start<S: RouterService>(builder: Builder, router: S) -> TestServer {
     try_start(builder, router).await.expect("server starts")
 }
 
+/// Serves `router` on `127.0.0.1:0` with `builder`'s settings, or returns why it did not start.
 pub async fn try_start<S: RouterService>(
     builder: Builder,
     router: S,
@@ -80,15 +84,24 @@ pub async fn try_start<S: RouterService>(
 pub struct Gate(Arc<Semaphore>);
 
 impl Gate {
+    /// A closed gate.
     pub fn new() -> Self {
         Gate(Arc::new(Semaphore::new(0)))
     }
 
+    /// Waits until the gate lets one through.
     pub async fn pass(&self) {
         self.0.acquire().await.expect("gate open").forget();
     }
 
+    /// Lets `n` more through.
     pub fn open(&self, n: usize) {
         self.0.add_permits(n);
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
     }
 }

@@ -1,0 +1,285 @@
+//! [`RequestBody`]: request bodies read before admission, so that a slow client never holds a
+//! worker; larger ones streamed to the handler with a timeout on each read.
+//!
+//! A body up to `buffer_body` bytes is read whole, under `body_timeout`, before the request
+//! takes a queue place. Its chunks are kept as they arrived (no copy) and replayed to the
+//! handler. The bytes held at once are bounded by a budget of `buffer_body × (max_concurrent +
+//! queue)`: a request whose body would not fit waits for room, under the same timeout. A body
+//! that turns out larger streams on: what was read first, then the rest, each read under
+//! `body_timeout`. A request without a body costs nothing here.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+use crate::outcome::Outcome;
+
+/// The body of a request as the router receives it: empty, read whole before admission, or
+/// streaming from the client under a read timeout.
+///
+/// It implements [`http_body::Body`], so axum's extractors (`Json`, `Bytes`, `String`,
+/// `Body::into_data_stream`, …) take it as they take hyper's.
+pub struct RequestBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Buffered {
+        chunks: VecDeque<Bytes>,
+        trailers: Option<HeaderMap>,
+        /// The room this body takes in the budget, given back when the body is dropped.
+        _budget: Option<OwnedSemaphorePermit>,
+    },
+    Streaming {
+        read: VecDeque<Bytes>,
+        rest: Incoming,
+        timeout: Duration,
+        deadline: Pin<Box<Sleep>>,
+        _budget: Option<OwnedSemaphorePermit>,
+    },
+}
+
+impl RequestBody {
+    fn empty() -> Self {
+        RequestBody { kind: Kind::Empty }
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Empty => "empty",
+            Kind::Buffered { .. } => "buffered",
+            Kind::Streaming { .. } => "streaming",
+        };
+        f.debug_tuple("RequestBody").field(&kind).finish()
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub struct BodyError {
+    timed_out: bool,
+    source: Option<hyper::Error>,
+}
+
+impl BodyError {
+    /// Whether the client took longer than `body_timeout` to send the next part of the body.
+    pub fn is_timeout(&self) -> bool {
+        self.timed_out
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            _ if self.timed_out => {
+                f.write_str("the client sent no more of the body within body_timeout")
+            }
+            Some(error) => write!(f, "reading the request body failed: {error}"),
+            None => f.write_str("reading the request body failed"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Buffered {
+                chunks, trailers, ..
+            } => Poll::Ready(match chunks.pop_front() {
+                Some(chunk) => Some(Ok(Frame::data(chunk))),
+                None => trailers.take().map(|t| Ok(Frame::trailers(t))),
+            }),
+            Kind::Streaming {
+                read,
+                rest,
+                timeout,
+                deadline,
+                ..
+            } => {
+                if let Some(chunk) = read.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                match Pin::new(rest).poll_frame(cx) {
+                    Poll::Ready(frame) => {
+                        deadline.as_mut().reset(Instant::now() + *timeout);
+                        Poll::Ready(frame.map(|frame| {
+                            frame.map_err(|source| BodyError {
+                                timed_out: false,
+                                source: Some(source),
+                            })
+                        }))
+                    }
+                    Poll::Pending => {
+                        ready!(deadline.as_mut().poll(cx));
+                        Poll::Ready(Some(Err(BodyError {
+                            timed_out: true,
+                            source: None,
+                        })))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Buffered {
+                chunks, trailers, ..
+            } => chunks.is_empty() && trailers.is_none(),
+            Kind::Streaming { read, rest, .. } => read.is_empty() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Buffered { chunks, .. } => {
+                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            }
+            Kind::Streaming { read, rest, .. } => {
+                let read: u64 = read.iter().map(|c| c.len() as u64).sum();
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + read);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + read);
+                }
+                hint
+            }
+        }
+    }
+}
+
+/// Reads bodies before admission, within the budget.
+pub(crate) struct Bodies {
+    buffer: usize,
+    timeout: Duration,
+    budget: Arc<Semaphore>,
+}
+
+impl Bodies {
+    pub(crate) fn new(buffer: usize, timeout: Duration, admitted: usize) -> Self {
+        let room = buffer.saturating_mul(admitted).min(Semaphore::MAX_PERMITS);
+        Bodies {
+            buffer,
+            timeout,
+            budget: Arc::new(Semaphore::new(room)),
+        }
+    }
+
+    fn streaming(
+        &self,
+        read: VecDeque<Bytes>,
+        rest: Incoming,
+        budget: Option<OwnedSemaphorePermit>,
+    ) -> RequestBody {
+        RequestBody {
+            kind: Kind::Streaming {
+                read,
+                rest,
+                timeout: self.timeout,
+                deadline: Box::pin(tokio::time::sleep(self.timeout)),
+                _budget: budget,
+            },
+        }
+    }
+
+    /// The request's body, read whole if it is small enough; `Err` with the answer to give if
+    /// the client was too slow, the body broke, or there is no room.
+    pub(crate) async fn read(&self, body: Incoming) -> Result<RequestBody, Outcome> {
+        if body.is_end_stream() {
+            return Ok(RequestBody::empty());
+        }
+        let declared = body.size_hint().exact();
+        if self.buffer == 0 || declared.is_some_and(|len| len > self.buffer as u64) {
+            return Ok(self.streaming(VecDeque::new(), body, None));
+        }
+        let deadline = Instant::now() + self.timeout;
+        // Room for what the body declares, or for `buffer` bytes when it declares nothing.
+        let room = declared.map_or(self.buffer, |len| len as usize).max(1);
+        let room = u32::try_from(room).unwrap_or(u32::MAX);
+        let budget = match tokio::time::timeout_at(
+            deadline,
+            Arc::clone(&self.budget).acquire_many_owned(room),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            // No room for it within its timeout: the server is overloaded.
+            Ok(Err(_)) | Err(_) => return Err(Outcome::Shed),
+        };
+        let mut body = body;
+        let mut chunks = VecDeque::new();
+        let mut len = 0usize;
+        loop {
+            let frame = match tokio::time::timeout_at(
+                deadline,
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)),
+            )
+            .await
+            {
+                Err(_elapsed) => return Err(Outcome::BodyTimedOut),
+                Ok(Some(Err(_broken))) => return Err(Outcome::BodyFailed),
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => break,
+            };
+            match frame.into_data() {
+                Ok(chunk) => {
+                    len += chunk.len();
+                    chunks.push_back(chunk);
+                    if len > self.buffer {
+                        // Larger than it said, or than `buffer`: stream the rest.
+                        return Ok(self.streaming(chunks, body, Some(budget)));
+                    }
+                }
+                Err(frame) => {
+                    // Trailers end the body.
+                    return Ok(RequestBody {
+                        kind: Kind::Buffered {
+                            chunks,
+                            trailers: frame.into_trailers().ok(),
+                            _budget: Some(budget),
+                        },
+                    });
+                }
+            }
+        }
+        Ok(RequestBody {
+            kind: Kind::Buffered {
+                chunks,
+                trailers: None,
+                _budget: Some(budget),
+            },
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The live counters and latency histograms every connection updates, and the warning logged
+//! while shedding goes on; [`Stats`] is built from them.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::metrics::Metrics;
+use crate::outcome::Outcome;
+use crate::stats::{Percentiles, Stats};
+
+/// The live counters, shared by every connection: for [`Stats`], and for the `metrics` facade.
+pub(crate) struct Counters {
+    outcomes: [AtomicU64; Outcome::ALL.len()],
+    init_failures: AtomicU64,
+    latency: Mutex<Latency>,
+    pub(crate) metrics: Metrics,
+    start: Instant,
+    last_shed_warning_ms: AtomicU64,
+    shed_at_last_warning: AtomicU64,
+}
+
+struct Latency {
+    queue_wait: Histogram<u64>,
+    service_time: Histogram<u64>,
+}
+
+/// One hour, in microseconds: longer samples are recorded as one hour.
+const HIGHEST_MICROS: u64 = 3_600_000_000;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_MICROS, 2).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Counters {
+    /// Registers the metrics handles: call it after any recorder is installed.
+    pub(crate) fn new() -> Self {
+        Counters {
+            outcomes: Default::default(),
+            init_failures: AtomicU64::new(0),
+            latency: Mutex::new(Latency {
+                queue_wait: histogram(),
+                service_time: histogram(),
+            }),
+            metrics: Metrics::register(),
+            start: Instant::now(),
+            last_shed_warning_ms: AtomicU64::new(0),
+            shed_at_last_warning: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one answered request.
+    pub(crate) fn count(&self, outcome: Outcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
+        self.metrics.outcome(outcome).increment(1);
+        if outcome == Outcome::Shed {
+            self.warn_while_shedding();
+        }
+    }
+
+    pub(crate) fn init_failed(&self) {
+        self.init_failures.fetch_add(1, Relaxed);
+        self.metrics.init_failures.increment(1);
+    }
+
+    /// Records one request that a worker ran.
+    pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
+        self.metrics.queue_wait.record(queue_wait);
+        self.metrics.service_time.record(service_time);
+        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        latency.queue_wait.saturating_record(micros(queue_wait));
+        latency.service_time.saturating_record(micros(service_time));
+    }
+
+    /// Warns at most once a second while shedding goes on.
+    fn warn_while_shedding(&self) {
+        let total = self.get(Outcome::Shed);
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_shed_warning_ms.load(Relaxed);
+        if (last == 0 || now >= last + 1000)
+            && self
+                .last_shed_warning_ms
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            let before = self.shed_at_last_warning.swap(total, Relaxed);
+            tracing::warn!(
+                shed = total - before,
+                "shedding load: every worker is busy and the queue is full; answering 503"
+            );
+        }
+    }
+
+    fn get(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome as usize].load(Relaxed)
+    }
+
+    /// Requests answered so far, by anyone.
+    pub(crate) fn answered(&self) -> u64 {
+        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
+    }
+
+    pub(crate) fn snapshot(&self, stats: &mut Stats) {
+        stats.served = self.get(Outcome::Served);
+        stats.shed = self.get(Outcome::Shed);
+        stats.expired_in_queue = self.get(Outcome::ExpiredInQueue);
+        stats.unavailable = self.get(Outcome::Unavailable);
+        stats.shutting_down = self.get(Outcome::ShuttingDown);
+        stats.body_timed_out = self.get(Outcome::BodyTimedOut);
+        stats.body_failed = self.get(Outcome::BodyFailed);
+        stats.timed_out = self.get(Outcome::TimedOut);
+        stats.panicked = self.get(Outcome::Panicked);
+        stats.failed = self.get(Outcome::Failed);
+        stats.init_failures = self.init_failures.load(Relaxed);
+        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        stats.queue_wait = Percentiles::of(&latency.queue_wait);
+        stats.service_time = Percentiles::of(&latency.service_time);
+    }
+}

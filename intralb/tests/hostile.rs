@@ -1,0 +1,224 @@
+//! Hostile clients: slow bodies hold no worker, every connection state has a timeout, and the
+//! connection limit keeps the server reachable.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::routing::{get, post};
+use axum::Router;
+use intralb::Balancer;
+use intralb_test_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// `POST /echo` answers the length of the body it read; `GET /` answers "ok".
+fn echo() -> Router {
+    Router::new().route("/", get(|| async { "ok" })).route(
+        "/echo",
+        post(|body: Bytes| async move { body.len().to_string() }),
+    )
+}
+
+/// Reads what the server sends until it closes the connection.
+async fn read_until_closed(conn: &mut TcpStream) -> String {
+    let mut text = Vec::new();
+    within(
+        "the server to close the connection",
+        conn.read_to_end(&mut text),
+    )
+    .await
+    .ok();
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_body_holds_no_worker_and_gets_408_at_its_timeout() {
+    let builder = Balancer::builder()
+        .max_concurrent(1)
+        .min_workers(1)
+        .queue(0)
+        .body_timeout(Duration::from_millis(300));
+    let server = start(builder, echo()).await;
+    let mut slow = TcpStream::connect(server.addr()).await.unwrap();
+    slow.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The server asks for the body when it starts reading it: before admission.
+    let mut continue_line = [0; 25];
+    within("100 Continue", slow.read_exact(&mut continue_line))
+        .await
+        .unwrap();
+    assert!(continue_line.starts_with(b"HTTP/1.1 100 Continue"));
+    slow.write_all(&[b'x'; 12]).await.unwrap();
+
+    // While the body trickles in, the only worker is free (with it taken: 503, no queue).
+    for _ in 0..3 {
+        assert_eq!(fetch(server.addr(), "/").await.status, 200);
+    }
+    assert_eq!(server.stats().busy, 0);
+
+    let answer = read_until_closed(&mut slow).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert_eq!(server.stats().body_timed_out, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_larger_than_the_buffer_stream_to_the_handler_in_full() {
+    let builder = Balancer::builder().buffer_body(1024);
+    let server = start(builder, echo()).await;
+    let client = client();
+    for len in [0, 10, 1024, 1025, 300_000] {
+        let body = "y".repeat(len);
+        let reply = send(
+            &client,
+            server.addr(),
+            http::Method::POST,
+            "/echo",
+            &[],
+            &body,
+        )
+        .await;
+        assert_eq!((reply.status, reply.body), (200, len.to_string()));
+    }
+    // Chunked, with no declared length: read up to the buffer, then streamed.
+    let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+    let chunk = "z".repeat(1000);
+    let mut request = String::from(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    for _ in 0..5 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("5000"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_streamed_body_that_stalls_is_an_error_the_handler_sees() {
+    let app = Router::new().route(
+        "/upload",
+        post(|body: axum::body::Body| async move {
+            match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(bytes) => (http::StatusCode::OK, bytes.len().to_string()),
+                Err(error) => (http::StatusCode::BAD_REQUEST, format!("{error:?}")),
+            }
+        }),
+    );
+    // Nothing is buffered: the handler streams, each read under body_timeout.
+    let builder = Balancer::builder()
+        .buffer_body(0)
+        .body_timeout(Duration::from_millis(200));
+    let server = start(builder, app).await;
+    let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    let mut head = [0; 24];
+    within("the handler's answer", conn.read_exact(&mut head))
+        .await
+        .unwrap();
+    assert!(
+        head.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_connections_stuck_before_their_first_request_are_closed() {
+    let builder = Balancer::builder().header_read_timeout(Duration::from_millis(300));
+    let server = start(builder, echo()).await;
+    let stuck: [&[u8]; 3] = [
+        b"PRI * HTTP/2",                                         // part of the preface
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",                     // the preface, no SETTINGS
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0", // and SETTINGS, no request
+    ];
+    let mut conns = Vec::new();
+    for bytes in stuck {
+        let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+        conn.write_all(bytes).await.unwrap();
+        conns.push(conn);
+    }
+    for conn in &mut conns {
+        // Closed by the server (a GOAWAY at most): the read ends.
+        read_until_closed(conn).await;
+    }
+    assert_eq!(
+        fetch_with(&h2_client(), server.addr(), "/").await.status,
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_http2_connection_is_closed_after_connection_idle_timeout() {
+    let builder = Balancer::builder().connection_idle_timeout(Duration::from_millis(300));
+    let server = start(builder, echo()).await;
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("/")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    // No more requests: the server says GOAWAY and the connection ends.
+    within("the idle connection to close", connection)
+        .await
+        .unwrap()
+        .ok();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_max_connections_accepting_pauses_until_a_slot_frees() {
+    let builder = Balancer::builder()
+        .max_connections(2)
+        .header_read_timeout(Duration::from_millis(300));
+    let server = start(builder, echo()).await;
+    // Two connections take both slots with a head they never finish.
+    let order = Arc::new(AtomicUsize::new(0));
+    let mut closed = Vec::new();
+    for _ in 0..2 {
+        let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+        conn.write_all(b"GET / HT").await.unwrap();
+        let order = Arc::clone(&order);
+        closed.push(tokio::spawn(async move {
+            read_until_closed(&mut conn).await;
+            order.fetch_add(1, SeqCst)
+        }));
+    }
+    // A third client waits in the backlog until the header timeout frees a slot.
+    let reply = within("the third client", fetch(server.addr(), "/")).await;
+    let served_at = order.fetch_add(1, SeqCst);
+    assert_eq!(reply.status, 200);
+    let closed_at: Vec<usize> = futures_join(closed).await;
+    assert!(
+        closed_at.iter().any(|at| *at < served_at),
+        "served only once a stuck connection was closed: {closed_at:?} vs {served_at}"
+    );
+    server.stop().await;
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<usize>>) -> Vec<usize> {
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
