@@ -95,6 +95,12 @@ macro_rules! settings {
                 buffer_body: Count = 65536, "`65536` (64 KiB)";
                 /// time a client has to send a buffered body, or between two reads of a streamed one; past it, `408` and the connection closes
                 body_timeout: Duration = "10s", "`\"10s\"`";
+                /// time a response may make no progress because its client does not read; then HTTP/2 resets its stream, HTTP/1 closes the connection
+                ///
+                /// Checked every half `send_timeout`, so a stalled response is cut after one to one
+                /// and a half of it. A response waiting for its own data (a stream between two
+                /// events) is not stalled.
+                send_timeout: Duration = "30s", "`\"30s\"`";
                 /// time a connection may stay open without a request in flight
                 ///
                 /// HTTP/2 connections get a GOAWAY (HTTP/1 ones are closed sooner, by

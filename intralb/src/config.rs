@@ -319,6 +319,7 @@ impl Config {
                 "connection_idle_timeout",
                 connections.connection_idle_timeout,
             ),
+            ("send_timeout", connections.send_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::config(format!(
@@ -331,7 +332,7 @@ impl Config {
     }
 
     /// Every duration setting, by key.
-    fn durations(&self) -> [(&'static str, Duration); 7] {
+    fn durations(&self) -> [(&'static str, Duration); 8] {
         [
             ("timeout", self.pool.timeout),
             ("idle_timeout", self.pool.idle_timeout),
@@ -343,6 +344,7 @@ impl Config {
                 "connection_idle_timeout",
                 self.connections.connection_idle_timeout,
             ),
+            ("send_timeout", self.connections.send_timeout),
         ]
     }
 }

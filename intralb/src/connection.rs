@@ -9,6 +9,7 @@
 //!   `header_read_timeout`, checked by the watchdog below;
 //! - with no request in flight: `connection_idle_timeout`; HTTP/2 also pings an idle peer and
 //!   closes a connection whose pings go unanswered;
+//! - while a response waits for its client to read: `send_timeout` (see `send.rs`);
 //! - after a close was asked for (GOAWAY) because it idled: [`ENDING_GRACE`] at most (no request
 //!   was in flight; an HTTP/2 peer may otherwise keep the connection open), then it is dropped.
 
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::dispatch::{Dispatch, Shared};
 use crate::router::RouterService;
+use crate::send::{Sending, StreamExecutor, Watch};
 use crate::tally::Tally;
 
 /// How long a connection closed for idling may take to close before it is dropped.
@@ -38,6 +40,8 @@ pub(crate) struct Timeouts {
     pub(crate) first_request: Duration,
     /// With no request in flight.
     pub(crate) idle: Duration,
+    /// A response that makes no progress because its client does not read.
+    pub(crate) send: Duration,
 }
 
 /// What a connection's requests tell its watchdog: how many started, how many are running.
@@ -67,7 +71,7 @@ impl Drop for Running {
 
 /// Spawns one task per connection, and ends them all at the shutdown deadline.
 pub(crate) struct Connections {
-    pub(crate) http: auto::Builder<TokioExecutor>,
+    pub(crate) http: auto::Builder<StreamExecutor>,
     /// Becomes `true` when the listener closes: connections finish their requests and close
     /// (HTTP/2: GOAWAY); those that sent nothing close at once.
     pub(crate) closing: watch::Receiver<bool>,
@@ -102,10 +106,12 @@ impl Connections {
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::default());
+        let sending = Arc::new(Sending::default());
         let dispatch = Dispatch {
             shared: Arc::clone(shared),
             router: router.clone(),
             activity: Arc::clone(&activity),
+            sending: Arc::clone(&sending),
         };
         let http = self.http.clone();
         let timeouts = self.timeouts;
@@ -136,6 +142,9 @@ impl Connections {
                 let accepted = Instant::now();
                 let watchdog = tokio::time::sleep(timeouts.first_request.min(timeouts.idle));
                 let mut watchdog = pin!(watchdog);
+                // HTTP/1's one response at a time (HTTP/2 streams watch themselves).
+                let mut stalled = Watch::default();
+                let mut send_check = tokio::time::interval(timeouts.send / 2);
                 loop {
                     tokio::select! {
                         result = conn.as_mut() => {
@@ -143,6 +152,11 @@ impl Connections {
                                 tracing::debug!(%peer, %error, "connection ended with an error");
                             }
                             return;
+                        }
+                        _ = send_check.tick() => {
+                            if stalled.stalled(&sending) {
+                                return tracing::debug!(%peer, "a response made no progress for send_timeout; closing the connection");
+                            }
                         }
                         _ = closing.wait_for(|closing| *closing), if !matches!(state, State::Draining) => {
                             conn.as_mut().graceful_shutdown();

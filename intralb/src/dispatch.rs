@@ -22,6 +22,7 @@ use crate::pool::{Pool, Rejected};
 use crate::probes::Probes;
 use crate::response::{answer, ResponseBody};
 use crate::router::RouterService;
+use crate::send::{Sending, Watched};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -72,6 +73,8 @@ pub(crate) struct Dispatch<S> {
     pub(crate) router: S,
     /// What the connection's watchdog sees of its requests.
     pub(crate) activity: Arc<Activity>,
+    /// Whether the connection's response is waiting for its client (HTTP/1).
+    pub(crate) sending: Arc<Sending>,
 }
 
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
@@ -83,8 +86,9 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         let shared = Arc::clone(&self.shared);
         let router = self.router.clone();
         let running = self.activity.start();
+        let sending = Arc::clone(&self.sending);
         Box::pin(async move {
-            let response = dispatch(&shared, router, req).await;
+            let response = dispatch(&shared, router, req, &sending).await;
             drop(running);
             Ok(response)
         })
@@ -95,12 +99,13 @@ async fn dispatch<S: RouterService>(
     shared: &Shared,
     router: S,
     req: Request<Incoming>,
+    sending: &Arc<Sending>,
 ) -> Response<ResponseBody<S::Body>> {
     if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
         return answer;
     }
     let http1 = req.version() < Version::HTTP_2;
-    let mut response = run(shared, router, req).await;
+    let mut response = run(shared, router, req, sending).await;
     // While draining, HTTP/1 clients are told to reconnect (elsewhere); HTTP/2 gets GOAWAY.
     if http1 && shared.is_draining() {
         response
@@ -115,6 +120,7 @@ async fn run<S: RouterService>(
     shared: &Shared,
     mut router: S,
     req: Request<Incoming>,
+    sending: &Arc<Sending>,
 ) -> Response<ResponseBody<S::Body>> {
     let pool = &shared.pool;
     let counters = &pool.counters;
@@ -190,7 +196,9 @@ async fn run<S: RouterService>(
         }
         Some(Ok(Ok(Ok(response)))) => {
             counters.count(Outcome::Served);
-            response.map(ResponseBody::Left)
+            // On HTTP/2, the stream's own; on HTTP/1, the connection's.
+            let sending = Sending::current(sending);
+            response.map(|body| ResponseBody::Left(Watched::new(body, sending)))
         }
         Some(Ok(Ok(Err(error)))) => {
             counters.count(Outcome::Failed);

@@ -77,6 +77,7 @@
 //! | `header_read_timeout` | `"10s"` | `INTRALB_HEADER_READ_TIMEOUT` | time a client has to send a request head (HTTP/2: the preface and its first request) before its connection closes; HTTP/1 keep-alive idle time |
 //! | `buffer_body` | `65536` (64 KiB) | `INTRALB_BUFFER_BODY` | largest request body read whole before the request takes a queue place; `0`: none |
 //! | `body_timeout` | `"10s"` | `INTRALB_BODY_TIMEOUT` | time a client has to send a buffered body, or between two reads of a streamed one; past it, `408` and the connection closes |
+//! | `send_timeout` | `"30s"` | `INTRALB_SEND_TIMEOUT` | time a response may make no progress because its client does not read; then HTTP/2 resets its stream, HTTP/1 closes the connection |
 //! | `connection_idle_timeout` | `"60s"` | `INTRALB_CONNECTION_IDLE_TIMEOUT` | time a connection may stay open without a request in flight |
 //! | `max_connections` | ¾ of the file-descriptor limit | `INTRALB_MAX_CONNECTIONS` | most connections open at once; at the limit, accepting pauses until one closes |
 //! | `log` | `false` | `INTRALB_LOG` | install a default `tracing` subscriber (`RUST_LOG` filters) |
@@ -117,6 +118,7 @@ mod probes;
 mod resources;
 mod response;
 mod router;
+mod send;
 mod serve;
 mod server;
 mod signal;

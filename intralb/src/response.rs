@@ -6,9 +6,10 @@ use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
 use crate::outcome::Outcome;
+use crate::send::Watched;
 
-/// The router's body, or one of intralb's own short text answers.
-pub(crate) type ResponseBody<B> = Either<B, Full<Bytes>>;
+/// The router's body (watched for `send_timeout`), or one of intralb's own short text answers.
+pub(crate) type ResponseBody<B> = Either<Watched<B>, Full<Bytes>>;
 
 /// intralb's own answer for `outcome`: `Retry-After` on every `503`, `Connection: close` when
 /// shutting down or when the body could not be read.

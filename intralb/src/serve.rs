@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -15,6 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::connection::{Connections, Timeouts};
 use crate::dispatch::Shared;
 use crate::router::RouterService;
+use crate::send::StreamExecutor;
 use crate::tally::Tally;
 
 /// Connection-level settings.
@@ -23,6 +24,7 @@ pub(crate) struct ServeOptions {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) drain_delay: Duration,
     pub(crate) connection_idle_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     pub(crate) max_connections: usize,
 }
 
@@ -37,7 +39,9 @@ pub(crate) async fn run<S: RouterService>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut http = auto::Builder::new(TokioExecutor::new());
+    let mut http = auto::Builder::new(StreamExecutor {
+        send_timeout: options.send_timeout,
+    });
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
@@ -56,6 +60,7 @@ pub(crate) async fn run<S: RouterService>(
         timeouts: Timeouts {
             first_request: options.header_read_timeout,
             idle: options.connection_idle_timeout,
+            send: options.send_timeout,
         },
         open: Arc::new(Tally::default()),
     };

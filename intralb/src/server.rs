@@ -191,6 +191,7 @@ impl Builder {
             shutdown_timeout: self.config.drain.shutdown_timeout,
             drain_delay: self.config.drain.drain_delay,
             connection_idle_timeout: self.config.connections.connection_idle_timeout,
+            send_timeout: self.config.connections.send_timeout,
             max_connections: self
                 .config
                 .connections

@@ -222,3 +222,147 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<usize>>) -> Vec<usize
     }
     out
 }
+
+/// A response body of `chunks` × 64 KiB, made as it is read, that reports when it is dropped.
+struct Big {
+    chunks: usize,
+    dropped: Option<tokio::sync::oneshot::Sender<usize>>,
+}
+
+impl http_body::Body for Big {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.chunks == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.chunks -= 1;
+        let chunk = Bytes::from(vec![b'b'; 64 * 1024]);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+}
+
+impl Drop for Big {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.dropped.take() {
+            let _ = dropped.send(self.chunks);
+        }
+    }
+}
+
+/// `GET /big` answers `chunks` × 64 KiB and sends the count left unsent when its body drops;
+/// `GET /empty` answers `204`.
+fn big(chunks: usize) -> (Router, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/empty", get(|| async { http::StatusCode::NO_CONTENT }))
+        .route(
+            "/big",
+            get(move || {
+                let tx = tx.clone();
+                async move {
+                    let (dropped, report) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        if let Ok(left) = report.await {
+                            let _ = tx.send(left);
+                        }
+                    });
+                    axum::body::Body::new(Big {
+                        chunks,
+                        dropped: Some(dropped),
+                    })
+                }
+            }),
+        );
+    (app, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_http1_client_that_does_not_read_is_cut_off_and_its_response_freed() {
+    // 64 MiB: far more than the kernel's socket buffers hold.
+    let (app, mut dropped) = big(1024);
+    let builder = Balancer::builder().send_timeout(Duration::from_millis(400));
+    let server = start(builder, app).await;
+    let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The client reads nothing: the response stalls, and is dropped unfinished.
+    let left = within("the stalled response to be dropped", dropped.recv())
+        .await
+        .unwrap();
+    assert!(left > 0, "cut before its end");
+    let mut received = Vec::new();
+    within("the connection to close", conn.read_to_end(&mut received))
+        .await
+        .ok();
+    assert!(received.len() < 64 << 20, "{} bytes", received.len());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_http2_stream_that_is_not_read_is_reset_and_the_connection_goes_on() {
+    let (app, mut dropped) = big(1024);
+    let builder = Balancer::builder().send_timeout(Duration::from_millis(400));
+    let server = start(builder, app).await;
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    // The client grants each stream one byte of window and never reads.
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(1)
+            .handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = |path: &str| {
+        http::Request::get(path)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let stuck = sender.send_request(request("/big")).await.unwrap();
+    assert_eq!(stuck.status(), 200);
+    let left = within(
+        "the stalled stream's response to be dropped",
+        dropped.recv(),
+    )
+    .await
+    .unwrap();
+    assert!(left > 0);
+    // The same connection still serves other streams.
+    sender.ready().await.unwrap();
+    let other = sender.send_request(request("/empty")).await.unwrap();
+    assert_eq!(other.status(), 204);
+    drop(stuck);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_reader_that_keeps_reading_is_never_cut() {
+    // 4 MiB read 256 KiB at a time, a pause between reads shorter than send_timeout.
+    let (app, mut dropped) = big(64);
+    let builder = Balancer::builder().send_timeout(Duration::from_millis(400));
+    let server = start(builder, app).await;
+    let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = 0;
+    let mut buf = vec![0; 256 * 1024];
+    within("the whole response", async {
+        loop {
+            match conn.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => received += n,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(received > 64 * 64 * 1024, "all of it arrived: {received}");
+    assert_eq!(dropped.recv().await, Some(0), "finished, not cut");
+    server.stop().await;
+}
