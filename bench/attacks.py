@@ -1151,7 +1151,7 @@ def attack_malformed(srv):
             "; ".join(rows))
 
 
-def attack_fd_exhaustion(binary, db, logdir, legit):
+def attack_fd_exhaustion(binary, db, logdir):
     log("f: server restarted with `ulimit -n 256`; 400 connections stuck in the preface")
     srv = Server(binary, db, "notes-nofile256", nofile=256)
     srv.start(logdir)
@@ -1458,9 +1458,16 @@ def write_doc(out, rows, info, elapsed, crashes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO / "docs" / "hostile-clients.md"))
+    parser.add_argument("--out", help="where to write the table (default docs/hostile-clients.md;"
+                        " with --only, nothing is written unless --out is given)")
+    parser.add_argument("--only", metavar="LETTERS",
+                        help="run only these attacks, e.g. --only ad (letters a-h)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the servers' logs here")
+    parser.add_argument("--binary", metavar="PATH",
+                        help="measure this notes binary instead of building one")
     args = parser.parse_args()
+    only = set(args.only) if args.only else set("abcdefgh")
+    out = args.out or (None if args.only else str(REPO / "docs" / "hostile-clients.md"))
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096:
@@ -1471,8 +1478,10 @@ def main():
     legit = Legit()
     srv = None
     try:
-        binary = build()
+        binary = Path(args.binary) if args.binary else build()
         info = machine()
+        if args.binary:
+            info["commit"] += f"; binary {binary} (not built by this run)"
         db = tmp / "notes.db"
         srv = Server(binary, db, "notes")
         srv.start(tmp)
@@ -1480,7 +1489,12 @@ def main():
         legit.port = srv.port
         legit.start()
 
-        def phase(fn, *a):
+        def failed(label, e):
+            log(f"{label}: the script failed: {e!r}")
+            script_errors.append(f"{label}: {e!r}")
+            rows.append((label, "**the script failed to measure this**", repr(e)))
+
+        def phase(label, fn, *a):
             nonlocal srv
             if not srv.alive():
                 crashes.append(srv.crashed() or f"{srv.name} is gone")
@@ -1490,55 +1504,53 @@ def main():
             try:
                 rows.append(fn(srv, legit, *a))
             except Exception as e:  # noqa: BLE001 - one attack's failure is reported, not fatal
-                log(f"{fn.__name__} failed: {e!r}")
-                script_errors.append(f"{fn.__name__}: {e!r}")
-                rows.append((fn.__name__, "**the script failed to measure this**", repr(e)))
+                failed(label, e)
             if not srv.alive():
                 crashes.append(srv.crashed() or f"{srv.name} died")
                 rows[-1] = (rows[-1][0], "**the server died** — " + rows[-1][1], rows[-1][2])
             time.sleep(1)  # let the previous attack's connections close
 
-        phase(attack_baseline)
-        phase(attack_slow_bodies, 300, 20, 100, "a. 300 slow bodies: POST /notes, "
-              "Content-Length 100, 1 byte/s, each replaced as soon as it ends, 20 s")
-        phase(attack_slow_bodies, 24, 10, 65536, "a2. (extra) 24 slow bodies declaring "
-              "Content-Length 65536 (= buffer_body), 1 byte/s, 10 s")
-        phase(attack_short_body)
-        phase(attack_stuck_h2)
-        phase(attack_h2_nonreader, 1)
-        phase(attack_h2_nonreader, 2)
-        phase(attack_h1_nonreaders)
-        phase(lambda s, l: attack_malformed(s))
-        # The attacks that need their own server: the first one goes.
+        phase("(baseline)", attack_baseline)
+        if "a" in only:
+            phase("a. slow bodies", attack_slow_bodies, 300, 20, 100,
+                  "a. 300 slow bodies: POST /notes, Content-Length 100, 1 byte/s, each replaced "
+                  "as soon as it ends, 20 s")
+            phase("a2. slow bodies", attack_slow_bodies, 24, 10, 65536,
+                  "a2. (extra) 24 slow bodies declaring Content-Length 65536 (= buffer_body), "
+                  "1 byte/s, each replaced as soon as it ends, 10 s")
+        if "b" in only:
+            phase("b. short body", attack_short_body)
+        if "c" in only:
+            phase("c. stuck connections", attack_stuck_h2)
+        if "d" in only:
+            phase("d1. HTTP/2 non-reader", attack_h2_nonreader, 1)
+            phase("d2. HTTP/2 non-reader", attack_h2_nonreader, 2)
+        if "e" in only:
+            phase("e. HTTP/1 non-readers", attack_h1_nonreaders)
+        if "h" in only:
+            phase("h. malformed requests", lambda s, _legit: attack_malformed(s))
+        # f and g need servers of their own: this one goes.
         legit.paused.set()
         rc = srv.terminate()
         if srv.crashed():
             crashes.append(srv.crashed())
-        log(f"{srv.name}: exit status {rc}")
-        try:
-            srv_f, row = attack_fd_exhaustion(binary, db, tmp, legit)
-            rows.append(row)
-            if srv_f.crashed():
-                crashes.append(srv_f.crashed())
-        except Exception as e:  # noqa: BLE001
-            log(f"attack_fd_exhaustion failed: {e!r}")
-            script_errors.append(f"fd exhaustion: {e!r}")
-            rows.append(("f. fd exhaustion", "**the script failed to measure this**", repr(e)))
-        try:
-            srv_g, row = attack_drain(binary, db, tmp)
-            rows.append(row)
-            if srv_g.crashed():
-                crashes.append(srv_g.crashed())
-        except Exception as e:  # noqa: BLE001
-            log(f"attack_drain failed: {e!r}")
-            script_errors.append(f"drain: {e!r}")
-            rows.append(("g. drain", "**the script failed to measure this**", repr(e)))
-        order = "ab2cdefgh"
-        rows.sort(key=lambda r: (r[0][:1] != "(",
-                                 order.find(r[0][1]) if r[0][:2] == "a2" else order.find(r[0][0]),
-                                 r[0]))
+        log(f"{srv.name}: exit status {rc} on SIGTERM")
+        for letter, label, fn in (("f", "f. fd exhaustion", attack_fd_exhaustion),
+                                  ("g", "g. drain", attack_drain)):
+            if letter not in only:
+                continue
+            try:
+                other, row = fn(binary, db, tmp)
+                rows.append(row)
+                if other.crashed():
+                    crashes.append(other.crashed())
+                    rows[-1] = (row[0], "**the server crashed** — " + row[1], row[2])
+            except Exception as e:  # noqa: BLE001
+                failed(label, e)
+        rows.sort(key=lambda r: ("(abcdefgh".find(r[0][0]) % 100, r[0]))
         elapsed = now() - T0
-        write_doc(args.out, rows, info, elapsed, crashes)
+        if out:
+            write_doc(out, rows, info, elapsed, crashes)
         for attack, did, figures in rows:
             print(f"\n== {attack}\n   did: {did}\n   figures: {figures}", file=sys.stderr)
     finally:
@@ -1549,7 +1561,8 @@ def main():
                 s.expected_exit = True
                 s.terminate(wait=5)
             s.kill()
-        legit.join(timeout=15)
+        if legit.is_alive():
+            legit.join(timeout=15)
         for s in SERVERS:
             try:
                 s.logfile.close()

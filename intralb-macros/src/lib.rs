@@ -100,7 +100,7 @@ use proc_macro::TokenStream;
 /// | `send_timeout` | `"30s"` | `INTRALB_SEND_TIMEOUT` | time a response may make no progress because its client does not read; then HTTP/2 resets its stream, HTTP/1 closes the connection |
 /// | `connection_idle_timeout` | `"60s"` | `INTRALB_CONNECTION_IDLE_TIMEOUT` | time a connection may stay open without a request in flight |
 /// | `max_connections` | ¾ of the file-descriptor limit | `INTRALB_MAX_CONNECTIONS` | most connections open at once; at the limit, accepting pauses until one closes |
-/// | `log` | `false` | `INTRALB_LOG` | install a default `tracing` subscriber (`RUST_LOG` filters) |
+/// | `log` | warnings and errors | `INTRALB_LOG` | the default `tracing` subscriber, if the program installed none: unset, warnings and errors; `true`, from info; `false`, none (`RUST_LOG` filters) |
 /// | `serve` | `serve` | — | the name of the generated function (an identifier) |
 /// | `crate` | `"intralb"` | — | the path of the `intralb` crate, if renamed, e.g. `"my_intralb"` |
 ///

@@ -25,7 +25,8 @@
 ///
 /// The kinds are `Count` (a `usize`), `OptCount` (a `usize` with a computed default),
 /// `Duration` (written `"250ms"`, `"5s"`, `"1m"`), `Addr` (a socket address), `Flag` (a
-/// `bool`) and `OptPath` (a URL path, off by default). `default` is a literal: an integer, a
+/// `bool`), `OptFlag` (a `bool` whose absence means something of its own) and `OptPath` (a URL
+/// path, off by default). `default` is a literal: an integer, a
 /// duration or address string, `true`/`false`, or `None`.
 ///
 /// A new setting of an existing kind is one entry here (plus the code that uses it, and its row
@@ -113,10 +114,11 @@ macro_rules! settings {
                 max_connections: OptCount = None, "¾ of the file-descriptor limit";
             }
             [process: Process] {
-                /// install a default `tracing` subscriber (`RUST_LOG` filters)
+                /// the default `tracing` subscriber, if the program installed none: unset, warnings and errors; `true`, from info; `false`, none (`RUST_LOG` filters)
                 ///
-                /// Only when serving, and only if the program installed none.
-                log: Flag = false, "`false`";
+                /// Installed when serving, so that errors (a handler asking for a `Db<T>` that no
+                /// initializer makes, a panic) reach stderr without any set-up.
+                log: OptFlag = None, "warnings and errors";
             }
         }
     };

@@ -79,6 +79,13 @@ macro_rules! setter {
             self
         }
     };
+    (OptFlag, $group:ident, $name:ident, $doc:expr) => {
+        #[doc = $doc]
+        pub fn $name(mut self, enabled: bool) -> Self {
+            self.config.$group.$name = Some(enabled);
+            self
+        }
+    };
     (Flag, $group:ident, $name:ident, $doc:expr) => {
         #[doc = $doc]
         pub fn $name(mut self, enabled: bool) -> Self {

@@ -107,6 +107,20 @@ pub(crate) mod kinds {
         }
     }
 
+    /// A flag whose absence is a third choice.
+    pub(crate) struct OptFlag;
+    impl Kind for OptFlag {
+        type Value = Option<bool>;
+        type Default = Option<bool>;
+        const WHAT: Option<&'static str> = Some("flag");
+        fn default(written: Option<bool>) -> Option<bool> {
+            written
+        }
+        fn parse(value: &str) -> std::result::Result<Option<bool>, String> {
+            Flag::parse(value).map(Some)
+        }
+    }
+
     /// A URL path, off unless given.
     pub(crate) struct OptPath;
     impl Kind for OptPath {
@@ -459,7 +473,7 @@ mod tests {
         assert_eq!(config.drain.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(config.pool.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.listener.addr, "0.0.0.0:9000".parse().unwrap());
-        assert!(config.process.log);
+        assert_eq!(config.process.log, Some(true));
         assert_eq!(config.probes.metrics.as_deref(), Some("/metrics"));
         assert_eq!(config.probes.health.as_deref(), Some("/healthz"));
         assert_eq!(config.probes.ready.as_deref(), Some("/readyz"));

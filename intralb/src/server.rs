@@ -82,8 +82,8 @@ impl Builder {
         S: RouterService,
         Fut: Future<Output = S>,
     {
-        if self.config.process.log {
-            crate::log::install();
+        if let Some(level) = crate::log::default_level(self.config.process.log) {
+            crate::log::install(level);
         }
         let (shared, options) = self.start().await?;
         let router = router.await;

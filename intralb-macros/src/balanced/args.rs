@@ -76,6 +76,9 @@ macro_rules! kind {
     (Flag) => {
         Kind::Bool
     };
+    (OptFlag) => {
+        Kind::Bool
+    };
     (OptPath) => {
         Kind::Path
     };
