@@ -10,6 +10,8 @@
 //! - with no request in flight: `connection_idle_timeout`; HTTP/2 also pings an idle peer and
 //!   closes a connection whose pings go unanswered;
 //! - while a response waits for its client to read: `send_timeout` (see `send.rs`);
+//! - during a drain, with no request in flight: [`ENDING_GRACE`] (a half-sent head does not hold
+//!   up the exit);
 //! - after a close was asked for (GOAWAY) because it idled: [`ENDING_GRACE`] at most (no request
 //!   was in flight; an HTTP/2 peer may otherwise keep the connection open), then it is dropped.
 
@@ -88,7 +90,8 @@ enum State {
     Serving,
     /// Asked to close because it idled: dropped at the deadline if it has not.
     Ending,
-    /// Asked to close by the drain: ends with its requests, or at the shutdown deadline.
+    /// Asked to close by the drain: ends with its requests (or at the shutdown deadline), and
+    /// is dropped if it has none in flight a moment later.
     Draining,
 }
 
@@ -161,10 +164,20 @@ impl Connections {
                         _ = closing.wait_for(|closing| *closing), if !matches!(state, State::Draining) => {
                             conn.as_mut().graceful_shutdown();
                             state = State::Draining;
+                            watchdog.as_mut().reset(Instant::now() + ENDING_GRACE);
                         }
-                        () = watchdog.as_mut(), if !matches!(state, State::Draining) => {
+                        () = watchdog.as_mut() => {
                             if matches!(state, State::Ending) {
                                 return tracing::debug!(%peer, "dropping a connection that did not close");
+                            }
+                            if matches!(state, State::Draining) {
+                                // A half-sent head or an idle peer must not hold up the drain;
+                                // requests in flight have until the shutdown deadline.
+                                if activity.running.load(Ordering::Relaxed) == 0 {
+                                    return tracing::debug!(%peer, "dropping a draining connection with no request in flight");
+                                }
+                                watchdog.as_mut().reset(Instant::now() + ENDING_GRACE);
+                                continue;
                             }
                             let started = activity.started.load(Ordering::Relaxed);
                             let running = activity.running.load(Ordering::Relaxed);
