@@ -244,7 +244,8 @@ pub(crate) fn check_unique(inits: &[Initializer]) -> Result<()> {
             return Err(Error::new(
                 ErrorKind::DuplicateInit,
                 format!(
-                    "two initializers return `{}`: `{}` and `{}`; `Db<{}>` needs exactly one",
+                    "two initializers return `{}`: `{}` and `{}`; `Db<{}>` needs exactly one: \
+                     wrap one in a newtype (`struct Replica(Connection);`) and ask for `Db<Replica>`",
                     a.type_name, b.name, a.name, a.type_name
                 ),
             ));
@@ -295,7 +296,8 @@ mod tests {
         let err = check_unique(&[a, b]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "two initializers return `u8`: `app::a` and `app::b`; `Db<u8>` needs exactly one"
+            "two initializers return `u8`: `app::a` and `app::b`; `Db<u8>` needs exactly one: \
+             wrap one in a newtype (`struct Replica(Connection);`) and ask for `Db<Replica>`"
         );
     }
 
