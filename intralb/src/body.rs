@@ -4,7 +4,8 @@
 //! A body up to `buffer_body` bytes is read whole, under `body_timeout`, before the request
 //! takes a queue place. Its chunks are kept as they arrived (no copy) and replayed to the
 //! handler. The bytes held at once are bounded by a budget of `buffer_body × (max_concurrent +
-//! queue)`: a request whose body would not fit waits for room, under the same timeout. A body
+//! queue)`, taken as the bytes arrive (so a slow client holds only what it sent): a chunk that
+//! does not fit waits for room, under the same timeout. A body
 //! that turns out larger streams on: what was read first, then the rest, each read under
 //! `body_timeout`. A request without a body costs nothing here.
 
@@ -225,19 +226,9 @@ impl Bodies {
             return Ok(self.streaming(VecDeque::new(), body, None));
         }
         let deadline = Instant::now() + self.timeout;
-        // Room for what the body declares, or for `buffer` bytes when it declares nothing.
-        let room = declared.map_or(self.buffer, |len| len as usize).max(1);
-        let room = u32::try_from(room).unwrap_or(u32::MAX);
-        let budget = match tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.budget).acquire_many_owned(room),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            // No room for it within its timeout: the server is overloaded.
-            Ok(Err(_)) | Err(_) => return Err(Outcome::Shed),
-        };
+        // Room in the budget is taken as the bytes arrive, not as declared: a slow client holds
+        // only what it has sent.
+        let mut budget: Option<OwnedSemaphorePermit> = None;
         let mut body = body;
         let mut chunks = VecDeque::new();
         let mut len = 0usize;
@@ -256,11 +247,26 @@ impl Bodies {
             match frame.into_data() {
                 Ok(chunk) => {
                     len += chunk.len();
-                    chunks.push_back(chunk);
                     if len > self.buffer {
                         // Larger than it said, or than `buffer`: stream the rest.
-                        return Ok(self.streaming(chunks, body, Some(budget)));
+                        chunks.push_back(chunk);
+                        return Ok(self.streaming(chunks, body, budget));
                     }
+                    let room = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                    let taken = tokio::time::timeout_at(
+                        deadline,
+                        Arc::clone(&self.budget).acquire_many_owned(room),
+                    )
+                    .await;
+                    // No room for it within its timeout: the server is overloaded.
+                    let Ok(Ok(taken)) = taken else {
+                        return Err(Outcome::Shed);
+                    };
+                    match &mut budget {
+                        Some(budget) => budget.merge(taken),
+                        None => budget = Some(taken),
+                    }
+                    chunks.push_back(chunk);
                 }
                 Err(frame) => {
                     // Trailers end the body.
@@ -268,7 +274,7 @@ impl Bodies {
                         kind: Kind::Buffered {
                             chunks,
                             trailers: frame.into_trailers().ok(),
-                            _budget: Some(budget),
+                            _budget: budget,
                         },
                     });
                 }
@@ -278,7 +284,7 @@ impl Bodies {
             kind: Kind::Buffered {
                 chunks,
                 trailers: None,
-                _budget: Some(budget),
+                _budget: budget,
             },
         })
     }

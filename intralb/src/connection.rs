@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::dispatch::{Dispatch, Shared};
 use crate::router::RouterService;
-use crate::send::{Sending, StreamExecutor, Watch};
+use crate::send::{Sending, StreamExecutor, Watch, WatchedIo};
 use crate::tally::Tally;
 
 /// How long a connection closed for idling may take to close before it is dropped.
@@ -114,7 +114,6 @@ impl Connections {
             shared: Arc::clone(shared),
             router: router.clone(),
             activity: Arc::clone(&activity),
-            sending: Arc::clone(&sending),
         };
         let http = self.http.clone();
         let timeouts = self.timeouts;
@@ -138,14 +137,16 @@ impl Connections {
                     return tracing::debug!(%peer, "closing a connection that sent nothing");
                 }
                 // The task owns its builder, so the connection borrows it (no second clone).
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), dispatch);
+                let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&sending)));
+                let conn = http.serve_connection_with_upgrades(io, dispatch);
                 let mut conn = pin!(conn);
                 let mut state = State::Serving;
                 let mut seen = 0;
                 let accepted = Instant::now();
                 let watchdog = tokio::time::sleep(timeouts.first_request.min(timeouts.idle));
                 let mut watchdog = pin!(watchdog);
-                // HTTP/1's one response at a time (HTTP/2 streams watch themselves).
+                // The socket: writes blocked with no byte going out (HTTP/2 streams also watch
+                // themselves).
                 let mut stalled = Watch::default();
                 let mut send_check = tokio::time::interval(timeouts.send / 2);
                 loop {
@@ -158,7 +159,7 @@ impl Connections {
                         }
                         _ = send_check.tick() => {
                             if stalled.stalled(&sending) {
-                                return tracing::debug!(%peer, "a response made no progress for send_timeout; closing the connection");
+                                return tracing::debug!(%peer, "the client read nothing for send_timeout; closing the connection");
                             }
                         }
                         _ = closing.wait_for(|closing| *closing), if !matches!(state, State::Draining) => {

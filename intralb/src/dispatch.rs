@@ -73,8 +73,6 @@ pub(crate) struct Dispatch<S> {
     pub(crate) router: S,
     /// What the connection's watchdog sees of its requests.
     pub(crate) activity: Arc<Activity>,
-    /// Whether the connection's response is waiting for its client (HTTP/1).
-    pub(crate) sending: Arc<Sending>,
 }
 
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
@@ -86,9 +84,8 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         let shared = Arc::clone(&self.shared);
         let router = self.router.clone();
         let running = self.activity.start();
-        let sending = Arc::clone(&self.sending);
         Box::pin(async move {
-            let response = dispatch(&shared, router, req, &sending).await;
+            let response = dispatch(&shared, router, req).await;
             drop(running);
             Ok(response)
         })
@@ -99,13 +96,12 @@ async fn dispatch<S: RouterService>(
     shared: &Shared,
     router: S,
     req: Request<Incoming>,
-    sending: &Arc<Sending>,
 ) -> Response<ResponseBody<S::Body>> {
     if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
         return answer;
     }
     let http1 = req.version() < Version::HTTP_2;
-    let mut response = run(shared, router, req, sending).await;
+    let mut response = run(shared, router, req).await;
     // While draining, HTTP/1 clients are told to reconnect (elsewhere); HTTP/2 gets GOAWAY.
     if http1 && shared.is_draining() {
         response
@@ -120,13 +116,23 @@ async fn run<S: RouterService>(
     shared: &Shared,
     mut router: S,
     req: Request<Incoming>,
-    sending: &Arc<Sending>,
 ) -> Response<ResponseBody<S::Body>> {
     let pool = &shared.pool;
     let counters = &pool.counters;
     // A small body is read whole before the request may take a queue place or a worker.
     let (parts, body) = req.into_parts();
-    let body = match shared.bodies.read(body).await {
+    // A request still sending its body when the drain begins has not arrived: refused.
+    let body = if http_body::Body::is_end_stream(&body) {
+        shared.bodies.read(body).await
+    } else {
+        let mut draining = pool.draining();
+        tokio::select! {
+            biased;
+            body = shared.bodies.read(body) => body,
+            _ = draining.wait_for(|draining| *draining) => Err(Outcome::ShuttingDown),
+        }
+    };
+    let body = match body {
         Ok(body) => body,
         Err(outcome) => {
             counters.count(outcome);
@@ -196,8 +202,8 @@ async fn run<S: RouterService>(
         }
         Some(Ok(Ok(Ok(response)))) => {
             counters.count(Outcome::Served);
-            // On HTTP/2, the stream's own; on HTTP/1, the connection's.
-            let sending = Sending::current(sending);
+            // On HTTP/2, watched by its stream's task; HTTP/1 is watched at the socket.
+            let sending = Sending::stream();
             response.map(|body| ResponseBody::Left(Watched::new(body, sending)))
         }
         Some(Ok(Ok(Err(error)))) => {

@@ -5,10 +5,14 @@
 //! so "data handed over, and no poll since" for `send_timeout` means the client is not reading.
 //! A body that is waiting for its own data (an SSE stream between two events) is not stalled.
 //!
-//! - HTTP/1: the connection's task checks its one [`Sending`] and closes the connection.
+//! - The connection's socket is [`WatchedIo`]: writes waiting on a full socket with no byte going
+//!   out for `send_timeout` close the connection (HTTP/1, whose responses hyper may hold in its
+//!   own buffer after their bodies ended, and any connection whose peer stopped reading at the
+//!   TCP level).
 //! - HTTP/2: every stream runs on its own task, spawned through [`StreamExecutor`], which gives
 //!   it its own [`Sending`] (found by the dispatch through a task-local) and drops the stream's
-//!   task when it stalls: h2 then resets that stream, and the other streams go on.
+//!   task when it stalls: h2 then resets that stream, and the other streams go on (a client that
+//!   withholds flow-control window from one stream).
 //!
 //! The checks run every half `send_timeout`; two in a row without progress cut the response, so
 //! a stalled response is cut after one to one and a half `send_timeout`.
@@ -36,11 +40,9 @@ pub(crate) struct Sending {
 }
 
 impl Sending {
-    /// The stream's own, on HTTP/2; else `connection`'s.
-    pub(crate) fn current(connection: &Arc<Sending>) -> Arc<Sending> {
-        STREAM
-            .try_with(Arc::clone)
-            .unwrap_or_else(|_| Arc::clone(connection))
+    /// The HTTP/2 stream's own, when running on one.
+    pub(crate) fn stream() -> Option<Arc<Sending>> {
+        STREAM.try_with(Arc::clone).ok()
     }
 }
 
@@ -66,22 +68,24 @@ impl Watch {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that reports its progress to a [`Sending`].
+    /// A response body that reports its progress to its HTTP/2 stream's [`Sending`], if any.
     pub(crate) struct Watched<B> {
         #[pin]
         inner: B,
-        sending: Arc<Sending>,
+        sending: Option<Arc<Sending>>,
     }
 
     impl<B> PinnedDrop for Watched<B> {
         fn drop(this: Pin<&mut Self>) {
-            this.sending.waiting_on_client.store(false, Ordering::Relaxed);
+            if let Some(sending) = &this.sending {
+                sending.waiting_on_client.store(false, Ordering::Relaxed);
+            }
         }
     }
 }
 
 impl<B> Watched<B> {
-    pub(crate) fn new(inner: B, sending: Arc<Sending>) -> Self {
+    pub(crate) fn new(inner: B, sending: Option<Arc<Sending>>) -> Self {
         Watched { inner, sending }
     }
 }
@@ -95,12 +99,14 @@ impl<B: Body> Body for Watched<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        this.sending.polls.fetch_add(1, Ordering::Relaxed);
         let frame = this.inner.poll_frame(cx);
-        let handed_over = matches!(&frame, Poll::Ready(Some(Ok(_))));
-        this.sending
-            .waiting_on_client
-            .store(handed_over, Ordering::Relaxed);
+        if let Some(sending) = this.sending {
+            sending.polls.fetch_add(1, Ordering::Relaxed);
+            let handed_over = matches!(&frame, Poll::Ready(Some(Ok(_))));
+            sending
+                .waiting_on_client
+                .store(handed_over, Ordering::Relaxed);
+        }
         frame
     }
 
@@ -175,5 +181,93 @@ impl<F: Future<Output = ()>> Future for WatchedStream<F> {
             tick.as_mut().reset(Instant::now() + period);
         }
         Poll::Pending
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's socket, reporting to a [`Sending`]: "waiting on the client" while a write
+    /// or flush is blocked on a full socket, and progress for every byte written.
+    pub(crate) struct WatchedIo<T> {
+        #[pin]
+        inner: T,
+        sending: Arc<Sending>,
+    }
+}
+
+impl<T> WatchedIo<T> {
+    pub(crate) fn new(inner: T, sending: Arc<Sending>) -> Self {
+        WatchedIo { inner, sending }
+    }
+}
+
+impl Sending {
+    /// Notes a write's result: blocked, or so many bytes out.
+    fn wrote<T>(&self, result: &Poll<std::io::Result<T>>, written: u64) {
+        match result {
+            Poll::Pending => self.waiting_on_client.store(true, Ordering::Relaxed),
+            Poll::Ready(_) => {
+                self.waiting_on_client.store(false, Ordering::Relaxed);
+                if written > 0 {
+                    self.polls.fetch_add(written, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WatchedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.inner.poll_write(cx, buf);
+        let written = match &result {
+            Poll::Ready(Ok(n)) => *n as u64,
+            _ => 0,
+        };
+        this.sending.wrote(&result, written);
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.inner.poll_write_vectored(cx, bufs);
+        let written = match &result {
+            Poll::Ready(Ok(n)) => *n as u64,
+            _ => 0,
+        };
+        this.sending.wrote(&result, written);
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let result = this.inner.poll_flush(cx);
+        this.sending.wrote(&result, 0);
+        result
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
     }
 }

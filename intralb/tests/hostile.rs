@@ -373,9 +373,74 @@ async fn a_half_sent_head_does_not_hold_up_the_shutdown() {
     let server = start(builder, echo()).await;
     let mut half = TcpStream::connect(server.addr()).await.unwrap();
     half.write_all(b"GET / HT").await.unwrap();
-    assert_eq!(fetch(server.addr(), "/").await.status, 200, "the server is up");
+    assert_eq!(
+        fetch(server.addr(), "/").await.status,
+        200,
+        "the server is up"
+    );
 
     let server = server.begin_shutdown();
     within("the shutdown", server.wait()).await.unwrap();
     read_until_closed(&mut half).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pipelining_http1_client_that_does_not_read_is_cut_off() {
+    // Four 2 MiB responses asked for at once: their bodies end inside hyper's buffer, which
+    // then waits on the full socket.
+    let (app, _dropped) = big(32);
+    let builder = Balancer::builder().send_timeout(Duration::from_millis(400));
+    let server = start(builder, app).await;
+    let mut conn = TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(&b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4))
+        .await
+        .unwrap();
+    // The client reads nothing for a while (several send_timeouts; the idle limit is 60 s),
+    // then reads what it was sent before the server cut it off.
+    let mut received = Vec::new();
+    within("the connection to be cut", async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        conn.read_to_end(&mut received).await
+    })
+    .await
+    .ok();
+    assert!(received.len() < 4 * (2 << 20), "{} bytes", received.len());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_body_declaring_a_large_size_holds_only_what_it_sent_of_the_budget() {
+    // A budget of one buffer (max_concurrent 1, queue 0), a body timeout beyond the test.
+    let builder = Balancer::builder()
+        .max_concurrent(1)
+        .min_workers(1)
+        .queue(0)
+        .body_timeout(Duration::from_secs(60));
+    let server = start(builder, echo()).await;
+    let mut slow = TcpStream::connect(server.addr()).await.unwrap();
+    slow.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut continue_line = [0; 25];
+    within("100 Continue", slow.read_exact(&mut continue_line))
+        .await
+        .unwrap();
+    slow.write_all(b"x").await.unwrap();
+    // Had the slow body reserved all it declared, this one would wait for its 60 s timeout.
+    let reply = within(
+        "a small body",
+        send(
+            &client(),
+            server.addr(),
+            http::Method::POST,
+            "/echo",
+            &[],
+            "hello",
+        ),
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "5"));
+    server.stop().await;
 }
