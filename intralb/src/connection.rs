@@ -128,10 +128,16 @@ impl Connections {
                 let mut byte = [0];
                 let first_byte =
                     tokio::time::timeout(timeouts.first_request, stream.peek(&mut byte));
+                // When the listener closes first, a client that connected just before gets
+                // a moment to send its request (it is served, with `Connection: close`).
+                let grace = async {
+                    let _ = closing.wait_for(|closing| *closing).await;
+                    tokio::time::sleep(ENDING_GRACE).await;
+                };
                 let sent = tokio::select! {
                     biased;
                     peeked = first_byte => matches!(peeked, Ok(Ok(1..))),
-                    _ = closing.wait_for(|closing| *closing) => false,
+                    () = grace => false,
                 };
                 if !sent {
                     return tracing::debug!(%peer, "closing a connection that sent nothing");
@@ -141,6 +147,7 @@ impl Connections {
                 let conn = http.serve_connection_with_upgrades(io, dispatch);
                 let mut conn = pin!(conn);
                 let mut state = State::Serving;
+                let mut closed_gracefully = false;
                 let mut seen = 0;
                 let accepted = Instant::now();
                 let watchdog = tokio::time::sleep(timeouts.first_request.min(timeouts.idle));
@@ -163,7 +170,13 @@ impl Connections {
                             }
                         }
                         _ = closing.wait_for(|closing| *closing), if !matches!(state, State::Draining) => {
-                            conn.as_mut().graceful_shutdown();
+                            // A connection that has not made its first request yet (still
+                            // sending it, or hyper still telling HTTP/1 from HTTP/2) gets a
+                            // moment to: closing it now would drop that request unanswered.
+                            if activity.started.load(Ordering::Relaxed) > 0 {
+                                conn.as_mut().graceful_shutdown();
+                                closed_gracefully = true;
+                            }
                             state = State::Draining;
                             watchdog.as_mut().reset(Instant::now() + ENDING_GRACE);
                         }
@@ -176,6 +189,10 @@ impl Connections {
                                 // requests in flight have until the shutdown deadline.
                                 if activity.running.load(Ordering::Relaxed) == 0 {
                                     return tracing::debug!(%peer, "dropping a draining connection with no request in flight");
+                                }
+                                if !closed_gracefully {
+                                    conn.as_mut().graceful_shutdown();
+                                    closed_gracefully = true;
                                 }
                                 watchdog.as_mut().reset(Instant::now() + ENDING_GRACE);
                                 continue;
@@ -191,6 +208,7 @@ impl Connections {
                             } else {
                                 tracing::debug!(%peer, requests = started, "closing an idle connection");
                                 conn.as_mut().graceful_shutdown();
+                                closed_gracefully = true;
                                 state = State::Ending;
                                 watchdog.as_mut().reset(now + timeouts.first_request.min(ENDING_GRACE));
                             }

@@ -444,3 +444,23 @@ async fn a_slow_body_declaring_a_large_size_holds_only_what_it_sent_of_the_budge
     assert_eq!((reply.status, reply.body.as_str()), (200, "5"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_connected_before_the_drain_and_asks_just_after_is_answered() {
+    let server = start(Balancer::builder(), echo()).await;
+    let addr = server.addr();
+    let mut late = TcpStream::connect(addr).await.unwrap();
+    let server = server.begin_shutdown();
+    // The listener is closed: new connections are refused.
+    within("the listener to close", async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answer = read_until_closed(&mut late).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer:?}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    within("the drain", server.wait()).await.unwrap();
+}
