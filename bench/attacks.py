@@ -3,7 +3,9 @@
 
     python3 bench/attacks.py [--out PATH] [--keep-logs DIR]
 
-Builds `cargo build --release --example notes` (CARGO_TARGET_DIR is honoured), serves it on a
+Builds `cargo build --release --example notes` (CARGO_TARGET_DIR is honoured; do not share it
+with another checkout of this repository, as cargo may then hand back the other checkout's binary
+as up to date), serves it on a
 free 127.0.0.1 port with a temporary database and short timeouts (see SETTINGS), seeds it until
 GET /notes is about 1.5 MB, then runs each attack of issue 9 while a legitimate client keeps
 making requests (a new connection each, alternately GET /notes/<id> and POST /notes), and writes
@@ -137,7 +139,8 @@ class Server:
         env = dict(os.environ)
         env.update(SETTINGS)
         env.update({"INTRALB_ADDR": f"{HOST}:{self.port}", "NOTES_DB": str(self.db),
-                    "RUST_LOG": "info"})
+                    # Connection events at debug: the table says why each connection closed.
+                    "RUST_LOG": "info,intralb::connection=debug,intralb::send=debug"})
         argv = [str(self.binary)]
         if self.nofile:
             # A shell sets the limit and execs the server (same pid); no preexec_fn, which is
@@ -182,6 +185,35 @@ class Server:
                 if t >= after and needle in line:
                     return t, line
         return None
+
+    def close_reasons(self, ports, since):
+        """Why the server closed each of these client connections, from its debug log:
+        {client port: reason}."""
+        causes = [("closing an idle connection", "idle (connection_idle_timeout)"),
+                  ("for send_timeout", "send_timeout"),  # "made no progress" / "read nothing"
+                  ("closing a connection that sent nothing", "sent nothing"),
+                  ("aborted at the shutdown deadline", "shutdown deadline"),
+                  ("connection ended with an error", None)]
+        reasons = {}
+        with self.lines_lock:
+            lines = [line for t, line in self.lines if t >= since and "peer=" in line]
+        for line in lines:
+            try:
+                port = int(line.split("peer=", 1)[1].split()[0].rsplit(":", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            if port not in ports or port in reasons:
+                continue
+            for needle, reason in causes:
+                if needle in line:
+                    if needle == "closing an idle connection" and "requests=0" in line:
+                        reason = "no request in time (header_read_timeout)"
+                    if reason is None:
+                        error = line.split("error=", 1)[1] if "error=" in line else "?"
+                        reason = f"error: {error.strip()}"
+                    reasons[port] = reason
+                    break
+        return reasons
 
     @property
     def pid(self):
@@ -261,20 +293,20 @@ class Server:
 
 
 def server_sockets(port, client_ports):
-    """Server-side sockets of these client connections, from /proc/net/tcp: {client port: state}
-    for those the server still holds (an inode: an open descriptor)."""
+    """Server-side sockets of these client connections, from /proc/net/tcp: {client port: bytes
+    in the send queue} for those the server still holds (an inode: an open descriptor)."""
     held = {}
     try:
         with open("/proc/net/tcp") as f:
             next(f)
             for line in f:
                 parts = line.split()
-                local, remote, state, inode = parts[1], parts[2], parts[3], parts[9]
+                local, remote, inode = parts[1], parts[2], parts[9]
                 if int(local.split(":")[1], 16) != port:
                     continue
                 rport = int(remote.split(":")[1], 16)
                 if rport in client_ports and inode != "0":
-                    held[rport] = state
+                    held[rport] = int(parts[4].split(":")[0], 16)
     except OSError:
         pass
     return held
@@ -368,6 +400,7 @@ def read_response(s, buf, deadline):
             # Recompute where it ended: the head plus its Content-Length.
             i = buf.find(b"\r\n\r\n")
             n = int(headers.get("content-length", "0"))
+            headers["_body"] = bytes(buf[i + 4:i + 4 + n])
             return status, headers, buf[i + 4 + n:]
         left = deadline - now()
         if left <= 0:
@@ -572,9 +605,10 @@ class Legit(threading.Thread):
             time.sleep(0.05)
 
     def summary(self, t0, t1):
+        """(text, whether every request succeeded, {kind: p50 of the successful ones})."""
         with self.lock:
             recs = [r for r in self.records if t0 <= r[0] < t1]
-        parts = []
+        parts, p50s = [], {}
         for kind, ok in (("GET", 200), ("POST", 201)):
             rs = [r for r in recs if r[1] == kind]
             good = [r[3] for r in rs if r[2] == ok]
@@ -584,11 +618,24 @@ class Legit(threading.Thread):
                 text += f" (failed: {counts(bad)})"
             if good:
                 text += f", p50 {ms(pct(good, 50))}, p99 {ms(pct(good, 99))}"
+                p50s[kind] = pct(good, 50)
             parts.append(text)
-        with self.lock:
-            all_ok = all(r[2] in (200, 201) for r in self.records if t0 <= r[0] < t1)
-            n = sum(1 for r in self.records if t0 <= r[0] < t1)
-        return "legitimate: " + "; ".join(parts), all_ok, n
+        all_ok = bool(recs) and all(r[2] in (200, 201) for r in recs)
+        return "legitimate: " + "; ".join(parts), all_ok, p50s
+
+
+BASELINE = {}  # kind -> the legitimate client's p50 without an attack
+
+
+def legit_verdict(ok, p50s):
+    """A clause on the legitimate client's fate, against the baseline."""
+    if not ok:
+        return "; **legitimate requests failed meanwhile** (see figures)"
+    slow = [f"{kind} p50 {ms(v)} (baseline {ms(BASELINE[kind])})" for kind, v in p50s.items()
+            if kind in BASELINE and v > max(3 * BASELINE[kind], BASELINE[kind] + 0.010)]
+    if slow:
+        return "; **legitimate requests slowed**: " + ", ".join(slow)
+    return "; legitimate requests unaffected"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,7 +647,8 @@ def attack_baseline(srv, legit):
     time.sleep(5)
     t1 = now()
     cpu = srv.cpu_s() - cpu0
-    text, _, _ = legit.summary(t0, t1)
+    text, _, p50s = legit.summary(t0, t1)
+    BASELINE.update(p50s)
     return ("(baseline) no attack, 5 s", "—",
             f"{text}; server CPU {cpu:.2f} s in {t1 - t0:.0f} s; RSS {srv.rss_mb():.0f} MB")
 
@@ -680,24 +728,30 @@ def attack_slow_bodies(srv, legit, n, duration, declared, label):
             close(s)
         conns.clear()
         sel.close()
-    legit_text, legit_ok, _ = legit.summary(t0, t1)
+    legit_text, legit_ok, p50s = legit.summary(t0, t1)
     to_close = [e[1] for e in ended]
     to_first = [e[0] for e in ended if e[0] is not None]
     statuses = counts(e[2] for e in ended)
     all_408 = ended and all(e[2].startswith("408 + Connection: close") for e in ended)
     if all_408 and pct(to_close, 100) <= BODY_TIMEOUT + 1:
         did = (f"answered every slow body `408` + `Connection: close` at body_timeout "
-               f"({BODY_TIMEOUT:.0f} s) and closed it; a slow body held no worker")
+               f"({BODY_TIMEOUT:.0f} s) and closed it")
     else:
-        did = f"ended slow bodies with: {statuses or 'nothing'} (README: `408` at body_timeout)"
-    if not legit_ok:
-        did += "; **legitimate requests failed meanwhile** (see figures)"
+        did = f"ended the slow bodies with {statuses or 'nothing'}"
+    budget = 65536 * (int(SETTINGS["INTRALB_MAX_CONCURRENT"]) + int(SETTINGS["INTRALB_QUEUE"]))
+    verdict = legit_verdict(legit_ok, p50s)
+    post_slowed = "POST p50" in verdict or not legit_ok
+    if n * declared > budget and ("503" in statuses or post_slowed):
+        did += (f"; the attackers' declared bodies ({n} × {declared // 1024} KiB) exceed the "
+                f"body budget, buffer_body × (max_concurrent + queue) = {budget // 1024} KiB: "
+                f"other bodies waited for room (`503` if none came within body_timeout)")
+    did += verdict
     figures = (f"{legit_text}; server CPU {cpu:.2f} s in {t1 - t0:.0f} s "
                f"({100 * cpu / (t1 - t0):.0f}% of one core); {len(ended)} slow connections "
                f"ended by the server ({statuses}), answer after p50 {secs(pct(to_first, 50))} / "
                f"max {secs(pct(to_first, 100))}, closed after p50 {secs(pct(to_close, 50))} / "
-               f"max {secs(pct(to_close, 100))}; {opened} opened in all, {still_open} open at "
-               f"the end; RSS {srv.rss_mb():.0f} MB")
+               f"max {secs(pct(to_close, 100))}; {opened} opened in all, {still_open} still "
+               f"trickling when the attack stopped; RSS {srv.rss_mb():.0f} MB")
     return (label, did, figures)
 
 
@@ -765,7 +819,7 @@ def attack_stuck_h2(srv, legit):
             for _ in range(n):
                 s = connect(srv.port)
                 st = {"group": gi, "start": now(), "sent": 0, "closed": None, "goaway": None,
-                      "buf": bytearray(), "how": None}
+                      "buf": bytearray(), "how": None, "port": s.getsockname()[1]}
                 if isinstance(what, bytes):
                     s.sendall(what)
                 s.setblocking(False)
@@ -815,7 +869,7 @@ def attack_stuck_h2(srv, legit):
         for s in list(conns):
             close(s)
         sel.close()
-    legit_text, legit_ok, _ = legit.summary(t0, t1)
+    legit_text, legit_ok, p50s = legit.summary(t0, t1)
     did_parts, fig_parts, bad = [], [], False
     for gi, (name, n, what) in enumerate(groups):
         sts = [st for st in conns.values() if st["group"] == gi]
@@ -824,6 +878,9 @@ def attack_stuck_h2(srv, legit):
         answers = [parse_responses(bytes(st["buf"])) for st in sts]
         answered = counts(str(a[0][0]) for a in answers if a)
         hows = counts(st["how"] for st in sts if st["how"])
+        reasons = srv.close_reasons({st["port"] for st in sts}, t0)
+        why = counts(reasons.get(st["port"], "not logged") for st in sts
+                     if st["closed"] is not None)
         expected = HEADER_READ_TIMEOUT + ENDING_GRACE + 1
         if len(closed) == n and pct(closed, 100) <= expected:
             did_parts.append(f"{name}: all {n} closed after {secs(pct(closed, 50))}")
@@ -837,15 +894,13 @@ def attack_stuck_h2(srv, legit):
             did_parts.append(f"{name}: **{n - len(closed)} of {n} still open after {cap} s** "
                              f"(README: closed at header_read_timeout, {HEADER_READ_TIMEOUT:.0f} s)")
         fig = (f"{name}: {len(closed)}/{n} closed, after p50 {secs(pct(closed, 50))} / max "
-               f"{secs(pct(closed, 100))} ({hows or 'none'})")
+               f"{secs(pct(closed, 100))} ({hows or 'none'}; server log: {why or 'none'})")
         if goaways:
             fig += f", GOAWAY to {len(goaways)} after p50 {secs(pct(goaways, 50))}"
         if answered:
             fig += f", answered {answered}"
         fig_parts.append(fig)
-    did = "; ".join(did_parts)
-    if not legit_ok:
-        did += "; **legitimate requests failed meanwhile**"
+    did = "; ".join(did_parts) + legit_verdict(legit_ok, p50s)
     return ("c. connections stuck before their first request (all groups at once)", did,
             "; ".join(fig_parts) + f"; {legit_text}; server CPU {cpu:.2f} s in {t1 - t0:.0f} s")
 
@@ -889,6 +944,10 @@ def attack_h2_nonreader(srv, legit, rnd, streams=50, after=10):
                 last_event = t
             if len(opened) == streams and last_event is None and t - t0 > 30:
                 last_event = t  # streams not reset within 30 s: observe `after` s more, stop
+            if closed is not None:  # nothing more to read: watch the RSS
+                time.sleep(0.1)
+                peak = max(peak, srv.rss_mb())
+                continue
             ready, _, _ = select_read(s, 0.1)
             peak = max(peak, srv.rss_mb())
             if not ready:
@@ -924,7 +983,7 @@ def attack_h2_nonreader(srv, legit, rnd, streams=50, after=10):
         close(s)
     rss_after = srv.rss_mb()
     t1 = now()
-    legit_text, legit_ok, _ = legit.summary(t0, t1)
+    legit_text, legit_ok, p50s = legit.summary(t0, t1)
     codes = counts(v[0] for v in status.values())
     reset_after = [reset[i][1] - status[i][1] for i in reset if i in status]
     reset_codes = counts({0: "NO_ERROR", 8: "CANCEL", 2: "INTERNAL_ERROR"}.get(v[0], str(v[0]))
@@ -932,18 +991,18 @@ def attack_h2_nonreader(srv, legit, rnd, streams=50, after=10):
     n_reset = sum(1 for i in opened if i in reset)
     if n_reset == len(opened) and reset_after and pct(reset_after, 100) <= 1.5 * SEND_TIMEOUT + 1:
         did = (f"reset every stream (RST_STREAM {reset_codes}) {secs(pct(reset_after, 50))} "
-               f"after its response head (send_timeout {SEND_TIMEOUT:.0f} s)")
+               f"after its response head, {pct(reset_after, 50) / SEND_TIMEOUT:.1f} × "
+               f"send_timeout ({SEND_TIMEOUT:.0f} s; README: reset after send_timeout without "
+               f"progress, send.rs: after 1 to 1.5 × it)")
     elif n_reset == len(opened):
         did = (f"reset every stream, but late: up to {secs(pct(reset_after, 100))} after its "
                f"head (README: send_timeout {SEND_TIMEOUT:.0f} s to 1.5 × that)")
     else:
         did = (f"**{len(opened) - n_reset} of {len(opened)} streams never reset** "
                f"(README: reset after send_timeout, {SEND_TIMEOUT:.0f} s)")
-    if rss_after > rss_before + 20:
-        did += (f"; **RSS stayed {rss_after - rss_before:.0f} MB above where it started "
-                f"{after} s later**")
-    if not legit_ok:
-        did += "; **legitimate requests failed meanwhile**"
+    did += (f"; RSS rose {peak - rss_before:.0f} MB while the streams were held and was "
+            f"{rss_after - rss_before:+.0f} MB from where it started {after} s after the resets")
+    did += legit_verdict(legit_ok, p50s)
     figures = (f"{len(opened)} streams, response heads {codes or 'none'}; RSS {rss_before:.0f} MB "
                f"before, {peak:.0f} MB peak, {rss_after:.0f} MB {after} s after the last reset; "
                f"RST_STREAM after p50 {secs(pct(reset_after, 50))} / max "
@@ -967,69 +1026,82 @@ def select_read(s, timeout):
         sel.close()
 
 
-def attack_h1_nonreaders(srv, legit, n=50, observe=25):
-    """n connections GET /notes and never read; a small receive buffer (8 KiB) as a deliberate
-    attacker would choose, so that the server is the one holding the response."""
-    log(f"e: {n} HTTP/1 clients that never read GET /notes")
-    rss_before = srv.rss_mb()
-    peak = rss_before
+def tcp_mem_mb():
+    """The kernel's TCP buffer memory, machine-wide (/proc/net/sockstat, in pages)."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    parts = line.split()
+                    return int(parts[parts.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+def attack_h1_nonreaders(srv, legit, n, pipeline, label, observe=25):
+    """n connections send `pipeline` × GET /notes and never read. Their receive buffer is small
+    (SO_RCVBUF 4 KiB), as a deliberate attacker would make it; the server's kernel still takes up
+    to tcp_wmem's maximum (4 MB by default) of each response before hyper has to wait."""
+    log(f"{label.split('.')[0]}: {n} HTTP/1 clients that never read, {pipeline} × GET /notes each")
+    rss_before, kmem_before = srv.rss_mb(), tcp_mem_mb()
+    peak, kmem_peak = rss_before, kmem_before
     socks = []
     heads = {}  # client port -> (status, time)
-    opened = {}
+    request = f"GET /notes HTTP/1.1\r\nHost: {HOST}:{srv.port}\r\n\r\n".encode() * pipeline
+    size = http1(srv.port, "GET", "/notes", timeout=30)[1]  # the legitimate POSTs grow it
     t0 = now()
+
+    def peek_heads():
+        for s in socks:
+            p = s.getsockname()[1]
+            if p in heads:
+                continue
+            try:
+                peek = s.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                peek = b""
+            heads[p] = (peek[9:12].decode("latin-1") if peek else "closed", now())
+
     try:
         for _ in range(100_000):
             if len(socks) == n or now() - t0 > 20:
                 break
-            waiting = [s for s in socks if s.getsockname()[1] not in heads]
-            for s in waiting:
-                try:
-                    peek = s.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    peek = b"HTTP/1.1 ERR"
-                heads[s.getsockname()[1]] = (peek[9:12].decode("latin-1") if peek else "EOF",
-                                             now())
-            if len(waiting) >= 4:  # max_concurrent: do not make them 503s
+            peek_heads()
+            if len(socks) - len(heads) >= 4:  # max_concurrent: do not make them 503s
                 time.sleep(0.01)
                 continue
             s = connect(srv.port, rcvbuf=4096)
-            s.sendall(f"GET /notes HTTP/1.1\r\nHost: {HOST}:{srv.port}\r\n\r\n".encode())
+            s.sendall(request)
             s.setblocking(False)  # so that a peek never waits
             socks.append(s)
-            opened[s.getsockname()[1]] = now()
-        ports = {s.getsockname()[1]: s for s in socks}
+        ports = {s.getsockname()[1] for s in socks}
         released = {}  # client port -> time the server let go of its socket
+        queued = {}  # client port -> (bytes in the server's send queue, when it last grew)
         for _ in range(100_000):
             t = now()
             if t - t0 > observe:
                 break
-            for s in socks:
-                p = s.getsockname()[1]
-                if p not in heads:
-                    try:
-                        peek = s.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-                        heads[p] = (peek[9:12].decode("latin-1") if peek else "EOF", now())
-                    except OSError:
-                        pass
-            held = server_sockets(srv.port, set(ports))
+            peek_heads()
+            held = server_sockets(srv.port, ports)
             for p in ports:
                 if p not in held and p not in released:
-                    released[p] = now()
-            peak = max(peak, srv.rss_mb())
+                    released[p] = t
+                if p in held and held[p] > queued.get(p, (0, 0))[0]:
+                    queued[p] = (held[p], t)
+            peak, kmem_peak = max(peak, srv.rss_mb()), max(kmem_peak, tcp_mem_mb())
             if len(released) == len(ports) and t - max(released.values()) >= 10:
                 break
             time.sleep(0.1)
-        rss_after = srv.rss_mb()
+        rss_after, kmem_after = srv.rss_mb(), tcp_mem_mb()
         t_end = now()
         # Only now read what each client was sent, to see whether responses were cut short.
-        received, endings = [], []
-        for s in socks:
-            s.setblocking(False)
-        deadline = now() + 5
-        pending = list(socks)
         got = {s: 0 for s in socks}
+        endings = []
+        pending = list(socks)
+        deadline = now() + 10
         for _ in range(1_000_000):
             if not pending or now() > deadline:
                 break
@@ -1047,35 +1119,64 @@ def attack_h1_nonreaders(srv, legit, n=50, observe=25):
                     pending.remove(s)
                 else:
                     got[s] += len(data)
-            time.sleep(0.005)
-        received = list(got.values())
+            time.sleep(0.002)
         endings += ["still open"] * len(pending)
     finally:
         for s in socks:
             close(s)
-    legit_text, legit_ok, _ = legit.summary(t0, t_end)
+    received = list(got.values())
+    reasons = srv.close_reasons(ports, t0)
+    reason_text = counts(reasons.get(p, "not logged") for p in released) or "none"
+    legit_text, legit_ok, p50s = legit.summary(t0, t_end)
     statuses = counts(v[0] for v in heads.values())
-    cut_after = [released[p] - heads[p][1] for p in released if p in heads]
+    let_go = [released[p] - heads[p][1] for p in released if p in heads]
+    # How long after the server's last write the socket went: the send queue grows only when the
+    # server writes, since the client reads nothing.
+    after_write = [released[p] - queued[p][1] for p in released if p in queued]
     never = len(ports) - len(released)
-    if never == 0 and pct(cut_after, 100) <= 1.5 * SEND_TIMEOUT + 1:
-        did = (f"closed every connection {secs(pct(cut_after, 50))} after its response began "
-               f"(send_timeout {SEND_TIMEOUT:.0f} s)")
-    elif never == 0:
-        did = (f"closed every connection, the last {secs(pct(cut_after, 100))} after its "
-               f"response began (README: send_timeout {SEND_TIMEOUT:.0f} s to 1.5 × that)")
+    whole = pipeline * size
+    complete = sum(1 for r in received if r >= whole * 0.99)
+    if never:
+        did = (f"**kept {never} of {len(ports)} connections open for the {observe} s "
+               f"observed** (README: closed after send_timeout, {SEND_TIMEOUT:.0f} s)")
+    elif complete == len(received):
+        did = (f"nothing to cut: the kernel's socket buffers took each whole response "
+               f"({whole / 1e6:.2f} MB; tcp_wmem's maximum here is "
+               f"{tcp_wmem_max() / 2**20:.0f} MB), so the server finished writing it and the "
+               f"connection, idle, was closed {secs(pct(let_go, 50))} after its head by the "
+               f"keep-alive timeout (header_read_timeout {HEADER_READ_TIMEOUT:.0f} s); "
+               f"send_timeout never came into play, and the unread bytes sat in kernel memory, "
+               f"not in the process (closed by: {reason_text})")
+    elif all(reasons.get(p) == "send_timeout" for p in released) and \
+            pct(after_write, 100) <= 1.5 * SEND_TIMEOUT + 1:
+        did = (f"cut {len(received) - complete} of {len(received)} connections short by "
+               f"send_timeout, p50 {secs(pct(after_write, 50))} / max "
+               f"{secs(pct(after_write, 100))} after the server's last write into each")
     else:
-        did = f"**kept {never} of {len(ports)} connections open for {observe} s**"
-    if rss_after > rss_before + 20:
-        did += f"; **RSS stayed {rss_after - rss_before:.0f} MB up 10 s later**"
-    if not legit_ok:
-        did += "; **legitimate requests failed meanwhile**"
+        did = (f"cut {len(received) - complete} of {len(received)} connections short, but "
+               f"**not by send_timeout**: p50 {secs(pct(after_write, 50))} / max "
+               f"{secs(pct(after_write, 100))} after the server's last write into each "
+               f"(send_timeout {SEND_TIMEOUT:.0f} s; README: cut once a response makes no "
+               f"progress for send_timeout); closed by: {reason_text}")
+    did += legit_verdict(legit_ok, p50s)
     figures = (f"{len(socks)} connections, response heads {statuses}; server let go of its "
-               f"socket p50 {secs(pct(cut_after, 50))} / max {secs(pct(cut_after, 100))} after "
-               f"the head; each client had been sent p50 {pct(received, 50) / 1e3:.0f} KB / max "
-               f"{pct(received, 100) / 1e3:.0f} KB of the ≈{BODY_SIZE[0] / 1e6:.1f} MB response "
-               f"(ends: {counts(endings)}); RSS {rss_before:.0f} MB before, {peak:.0f} MB peak, "
-               f"{rss_after:.0f} MB 10 s after the last close; {legit_text}")
-    return ("e. 50 HTTP/1 clients that never read: GET /notes, 8 KiB receive buffer", did, figures)
+               f"socket p50 {secs(pct(let_go, 50))} / max {secs(pct(let_go, 100))} after the "
+               f"first head, p50 {secs(pct(after_write, 50))} / max "
+               f"{secs(pct(after_write, 100))} after its last write (send queue at most "
+               f"{max((q[0] for q in queued.values()), default=0) / 1e6:.2f} MB); read afterwards, each client had been sent p50 "
+               f"{pct(received, 50) / 1e6:.2f} MB / max {pct(received, 100) / 1e6:.2f} MB of "
+               f"{whole / 1e6:.2f} MB ({counts(endings)}); closed by (server log): {reason_text}; server RSS {rss_before:.0f} MB before, "
+               f"{peak:.0f} MB peak, {rss_after:.0f} MB 10 s after the last close; kernel TCP "
+               f"memory (machine-wide) {kmem_before:.0f} MB before, {kmem_peak:.0f} MB peak, "
+               f"{kmem_after:.0f} MB at the end; {legit_text}")
+    return (label, did, figures)
+
+
+def tcp_wmem_max():
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def attack_malformed(srv):
@@ -1214,19 +1315,25 @@ def attack_fd_exhaustion(binary, db, logdir):
     first = probes[0] if probes else None
     lat = [p[1] for p in probes]
     ok = [p for p in probes if p[2] == 200]
-    did = (f"with max_connections at 192 (¾ of 256), paused accepting; the stuck connections "
-           f"were closed in batches as their header_read_timeout ran out and the backlog was "
-           f"accepted; a new client was served after {secs(first[1]) if first else 'n/a'}")
+    # Batches: how many closed in each second.
+    batches = {}
+    for c in closes:
+        batches[int(c)] = batches.get(int(c), 0) + 1
+    try:
+        max_conn = f"{int(limit) // 4 * 3} (¾ of {limit})"
+    except ValueError:
+        max_conn = "?"
+    waves = sorted(batches.items())
+    did = (f"held at most {fds_peak - fds_before} of them open (max_connections = {max_conn}), "
+           f"the rest waiting in the kernel's backlog; closed them in {len(waves)} waves, "
+           f"one per header_read_timeout, accepting more from the backlog each time; the new "
+           f"client, queued behind them, was served after {secs(first[1]) if first else 'n/a'}")
     if len(closes) < len(socks):
         did += f"; **{len(socks) - len(closes)} of 400 stuck connections still open after 30 s**"
     if accept_errors:
         did += f"; **{accept_errors} accept errors logged** (EMFILE?)"
     if crashed:
         did += "; **the server died**"
-    # Batches: how many closed in each second.
-    batches = {}
-    for c in closes:
-        batches[int(c)] = batches.get(int(c), 0) + 1
     figures = (f"fd limit {limit}; 400 connected in {t_open:.2f} s; stuck connections closed "
                f"per second since the attack began: "
                + ", ".join(f"{k}–{k + 1} s: {v}" for k, v in sorted(batches.items()))
@@ -1246,18 +1353,18 @@ def attack_drain(binary, db, logdir):
     stop_at = [now() + 60]
     stats_lock = threading.Lock()
     stats = {"ok_before": 0, "ok_after": 0, "close_headers": 0, "refused": 0, "failed": [],
-             "other": [], "connections": 0}
+             "other_before": [], "other_after": [], "connections": 0, "failed_on": []}
     t_sig = [None]
 
     def client():
-        s, buf = None, bytearray()
+        s, buf, served = None, bytearray(), 0
         for _ in range(1_000_000):
             if now() >= stop_at[0] or STOP.is_set():
                 break
             if s is None:
                 try:
                     s = connect(srv.port, timeout=2)
-                    buf = bytearray()
+                    buf, served = bytearray(), 0
                     with stats_lock:
                         stats["connections"] += 1
                 except ConnectionRefusedError:
@@ -1276,17 +1383,27 @@ def attack_drain(binary, db, logdir):
             except OSError as e:
                 status, headers = type(e).__name__, {}
             after = t_sig[0] is not None
+            if status is None or not isinstance(status, int):
+                with stats_lock:
+                    stats["failed_on"].append((s.getsockname()[1], served))
             with stats_lock:
                 if status == 200:
                     stats["ok_after" if after else "ok_before"] += 1
                 elif status is None:
-                    stats["failed"].append("closed without an answer")
+                    stats["failed"].append("connection closed without an answer"
+                                           + (" (after SIGTERM)" if after else ""))
                 elif isinstance(status, int):
-                    stats["other"].append(str(status))
+                    kind = str(status)
+                    if status == 503:  # the body says which kind
+                        body = headers.get("_body", b"").decode("latin-1")
+                        kind += " shed" if "queue is full" in body else \
+                            " shutting down" if "shutting down" in body else " other"
+                    stats["other_after" if after else "other_before"].append(kind)
                 else:
-                    stats["failed"].append(status)
+                    stats["failed"].append(status + (" (after SIGTERM)" if after else ""))
                 if headers.get("connection", "").lower() == "close":
                     stats["close_headers"] += 1
+            served += 1
             if status != 200 or headers.get("connection", "").lower() == "close":
                 close(s)
                 s = None
@@ -1324,23 +1441,30 @@ def attack_drain(binary, db, logdir):
         final = final or srv.find_line(needle, after=t_sig[0])
     to_line = line[0] - t_sig[0] if line else None
     to_exit = exit_at - t_sig[0] if exit_at else None
-    fields = ""
-    if final:
-        fields = " ".join(w for w in final[1].split() if "=" in w)
-    did = (f"logged \"no longer accepting\" {secs(to_line) if to_line is not None else '**never**'} "
-           f"after SIGTERM and exited {('with status ' + str(rc)) if rc is not None else ''} "
-           f"{secs(to_exit) if to_exit is not None else '**not within ' + str(SHUTDOWN_TIMEOUT + 10) + ' s**'}"
-           " after it")
+    fields = " ".join(w for w in final[1].split() if "=" in w) if final else ""
+    did = (f"logged \"no longer accepting\" "
+           f"{ms(to_line) + ' after SIGTERM' if to_line is not None else '**never**'}, and "
+           + (f"exited with status {rc} {ms(to_exit)} after the signal" if to_exit is not None
+              else f"**had not exited {SHUTDOWN_TIMEOUT + 10:.0f} s after the signal**"))
+    reasons = srv.close_reasons({port for port, _ in stats["failed_on"]}, t_sig[0] - 5)
+    lost = counts(("the first request on a new connection" if served == 0 else
+                   "a later request on a kept-alive connection")
+                  + f" (server log: {reasons.get(port, 'no line about the connection')})"
+                  for port, served in stats["failed_on"])
     if stats["failed"]:
-        did += f"; **{len(stats['failed'])} client requests failed** during the drain"
-    figures = (f"SIGTERM → \"no longer accepting\": {secs(to_line) if to_line is not None else 'n/a'}; "
-               f"→ exit: {secs(to_exit) if to_exit is not None else 'n/a'} (status {rc}); "
-               f"final log line: {fields or (final[1] if final else 'none')}; clients: "
-               f"{before} ok in the 3 s before the signal, {stats['ok_after']} ok after it, "
-               f"{stats['close_headers']} `Connection: close` answers, {stats['connections']} "
-               f"connections in all, {stats['refused']} connects refused after the listener "
-               f"closed, other answers: {counts(stats['other']) or 'none'}, failures: "
-               f"{counts(stats['failed']) or 'none'}")
+        did += (f"; **{len(stats['failed'])} requests got no answer** "
+                f"({counts(stats['failed'])}): {lost}")
+    figures = (f"SIGTERM → \"no longer accepting\": {ms(to_line) if to_line is not None else 'n/a'}; "
+               f"→ exit: {ms(to_exit) if to_exit is not None else 'n/a'} (status {rc}); "
+               f"last log line: {fields or (final[1] if final else 'none')}; clients (keep-alive "
+               f"GET /notes/1, a new connection after `Connection: close` or a 503): "
+               f"{before} ok in the 3 s before the signal (and "
+               f"{counts(stats['other_before']) or 'no other answers'}: 16 clients exceed "
+               f"max_concurrent + queue = 12), {stats['ok_after']} ok after it, "
+               f"{stats['close_headers']} `Connection: close` answers, other answers after it: "
+               f"{counts(stats['other_after']) or 'none'}; {stats['connections']} connections in "
+               f"all; {stats['refused']} connects refused once the listener had closed; "
+               f"requests with no answer: {len(stats['failed'])}")
     return srv, ("g. drain under reconnects: 16 clients reconnect as soon as they get "
                  "`Connection: close`, then SIGTERM", did, figures)
 
@@ -1413,11 +1537,15 @@ def machine():
     rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
+    # Changes to this script or to its output do not change the server measured.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!bench/attacks.py", ":!docs/hostile-clients.md"], cwd=REPO,
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
+    if dirty:
+        commit += " with uncommitted changes to " + ", ".join(f"`{f}`" for f in dirty)
     return {"nproc": nproc, "cpu": model, "kernel": platform.release(), "distro": distro,
-            "python": platform.python_version(), "rustc": rustc,
-            "commit": commit + (" (with uncommitted changes)" if dirty else "")}
+            "python": platform.python_version(), "rustc": rustc, "commit": commit or "unknown"}
 
 
 def cell(text):
@@ -1437,8 +1565,12 @@ def write_doc(out, rows, info, elapsed, crashes):
         "alternately `GET /notes/<id>` and a small `POST /notes`. Its success counts and "
         "latencies are for the attack's duration only. The timeouts are shortened so the run "
         f"takes minutes: {settings} (shutdown_timeout keeps its 10 s default; max_connections "
-        "is ¾ of the fd limit). The attackers, the legitimate client and the server share the "
-        "machine, so the latencies include the attackers' CPU.",
+        "is ¾ of the fd limit), and `RUST_LOG=info,intralb::connection=debug,"
+        "intralb::send=debug`, so that the server's log says why it closed each connection "
+        "(the \"server log\" figures). The legitimate client is sequential: an answer that "
+        "is slow delays its next request, so a slowed phase has fewer samples. The HTTP/1 "
+        "non-readers set a 4 KiB receive buffer. The attackers, the legitimate client and the "
+        "server share the machine, so the latencies include the attackers' CPU.",
         "",
         f"Machine: {info['nproc']} CPUs (`nproc`), {info['cpu']}, Linux {info['kernel']}, "
         f"{info['distro']}; {info['rustc']}, Python {info['python']}. Commit {info['commit']}. "
@@ -1496,8 +1628,7 @@ def main():
 
         def phase(label, fn, *a):
             nonlocal srv
-            if not srv.alive():
-                crashes.append(srv.crashed() or f"{srv.name} is gone")
+            if not srv.alive():  # it died in an earlier phase (and was reported there)
                 srv = Server(binary, db, f"notes-restart{len(crashes)}")
                 srv.start(tmp)
                 legit.port = srv.port
@@ -1506,7 +1637,7 @@ def main():
             except Exception as e:  # noqa: BLE001 - one attack's failure is reported, not fatal
                 failed(label, e)
             if not srv.alive():
-                crashes.append(srv.crashed() or f"{srv.name} died")
+                crashes.append(f"{srv.crashed() or srv.name + ' died'} during {label}")
                 rows[-1] = (rows[-1][0], "**the server died** — " + rows[-1][1], rows[-1][2])
             time.sleep(1)  # let the previous attack's connections close
 
@@ -1526,13 +1657,17 @@ def main():
             phase("d1. HTTP/2 non-reader", attack_h2_nonreader, 1)
             phase("d2. HTTP/2 non-reader", attack_h2_nonreader, 2)
         if "e" in only:
-            phase("e. HTTP/1 non-readers", attack_h1_nonreaders)
+            phase("e. HTTP/1 non-readers", attack_h1_nonreaders, 50, 1,
+                  "e. 50 HTTP/1 clients that never read: GET /notes, 4 KiB receive buffer")
+            phase("e2. HTTP/1 non-readers", attack_h1_nonreaders, 10, 4,
+                  "e2. (extra) 10 HTTP/1 clients that never read, each pipelining 4 × GET /notes"
+                  " (more than the kernel buffers)")
         if "h" in only:
             phase("h. malformed requests", lambda s, _legit: attack_malformed(s))
         # f and g need servers of their own: this one goes.
         legit.paused.set()
         rc = srv.terminate()
-        if srv.crashed():
+        if srv.expected_exit and srv.crashed():  # a non-zero exit on SIGTERM
             crashes.append(srv.crashed())
         log(f"{srv.name}: exit status {rc} on SIGTERM")
         for letter, label, fn in (("f", "f. fd exhaustion", attack_fd_exhaustion),
