@@ -458,7 +458,9 @@ async fn a_client_that_connected_before_the_drain_and_asks_just_after_is_answere
         }
     })
     .await;
-    late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    late.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let answer = read_until_closed(&mut late).await.to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 200"), "{answer:?}");
     assert!(answer.contains("connection: close"), "{answer}");
