@@ -3,11 +3,10 @@
 #
 #   bench/ab-fast.sh BEFORE_BIN AFTER_BIN [ROUNDS] [SECONDS]
 #
-# For each build, serves hello world with `bench server --opponent hyper` (the same Router on
-# bare hyper-util: what plain axum::serve does) and `--opponent intralb`, loads it with wrk
-# (64 connections), and prints requests/s and the server's CPU time per request (from
-# /proc/PID/stat), unpinned (server and wrk share both cores) and pinned (server on CPU 1, wrk
-# on CPU 0). Needs wrk (apt-get install wrk). Build a baseline with, for example:
+# Serves hello world with plain `axum::serve` (the same Router, from AFTER_BIN) and with each
+# build's `--opponent intralb`, loads each with wrk (64 connections), and prints requests/s and
+# the server's CPU time per request (from /proc/PID/stat) as ratios to plain axum, unpinned
+# (server and wrk share both cores) and pinned (server on CPU 1, wrk on CPU 0). Needs wrk (apt-get install wrk). Build a baseline with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release -p intralb-bench)
 set -euo pipefail
 before=$1 after=$2 rounds=${3:-3} secs=${4:-8}
@@ -30,27 +29,27 @@ measure() { # bin opponent pin -> "rps cpu_us_per_req"
     'BEGIN { printf "%.0f %.2f\n", r / s, c / tick * 1e6 / r }'
 }
 
+# Three servers, interleaved: plain axum::serve (from AFTER_BIN: it does not depend on intralb),
+# and each build's intralb.
+servers="axum:$after:axum before:$before:intralb after:$after:intralb"
 for pin in unpinned pinned; do
   declare -A rps=() cpu=()
   for round in $(seq "$rounds"); do
-    for build in before after; do
-      bin=$before; [ $build = after ] && bin=$after
-      for opp in hyper intralb; do
-        read -r r c < <(measure "$bin" $opp $pin)
-        rps[$build.$opp]+="$r " cpu[$build.$opp]+="$c "
-      done
+    for server in $servers; do
+      IFS=: read -r name bin opp <<<"$server"
+      read -r r c < <(measure "$bin" "$opp" $pin)
+      rps[$name]+="$r " cpu[$name]+="$c "
     done
   done
   median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   echo "== $pin (medians of $rounds rounds, ${secs}s each)"
-  printf "%-8s %-8s %10s %14s %14s %16s\n" build server rps "vs hyper" "cpu us/req" "cpu vs hyper"
-  for build in before after; do
-    hr=$(echo "${rps[$build.hyper]}" | median); hc=$(echo "${cpu[$build.hyper]}" | median)
-    for opp in hyper intralb; do
-      r=$(echo "${rps[$build.$opp]}" | median); c=$(echo "${cpu[$build.$opp]}" | median)
-      awk -v b=$build -v o=$opp -v r="$r" -v hr="$hr" -v c="$c" -v hc="$hc" \
-        'BEGIN { printf "%-8s %-8s %10d %13.3fx %14.2f %15.3fx\n", b, o, r, r/hr, c, c/hc }'
-    done
+  printf "%-16s %10s %14s %12s %14s\n" server rps "rps vs axum" "cpu us/req" "cpu vs axum"
+  ar=$(echo "${rps[axum]}" | median); ac=$(echo "${cpu[axum]}" | median)
+  for name in axum before after; do
+    r=$(echo "${rps[$name]}" | median); c=$(echo "${cpu[$name]}" | median)
+    label=$name; [ $name != axum ] && label="intralb $name"
+    awk -v n="$label" -v r="$r" -v ar="$ar" -v c="$c" -v ac="$ac" \
+      'BEGIN { printf "%-16s %10d %13.3fx %12.2f %13.3fx\n", n, r, r/ar, c, c/ac }'
   done
   unset rps cpu
 done

@@ -22,7 +22,7 @@ scenarios: all, fast, overload, notes, scale, drain
   --oha PATH     the load generator (default: oha on PATH)
 
 server options (one server in the foreground until SIGTERM or Ctrl-C):
-  --opponent     hyper | tower | intralb | naive-limit | naive-limit-eager | mutex | pool
+  --opponent     hyper | axum | tower | intralb | naive-limit | naive-limit-eager | mutex | pool
   --port         port on 127.0.0.1
   --limit N      max_concurrent (intralb), concurrency limit (tower), pool size (pool) [100]
   --queue N      intralb's queue [100]
@@ -88,6 +88,8 @@ pub(crate) struct RunOptions {
 pub(crate) enum Opponent {
     /// hyper-util's auto builder serving the axum `Router`: the floor.
     Hyper,
+    /// Plain `axum::serve` with the same `Router`: what users have before intralb.
+    Axum,
     /// The same, behind `LoadShed` + `GlobalConcurrencyLimitLayer` + `Timeout`.
     Tower,
     /// intralb's `Builder::serve`.
@@ -103,8 +105,9 @@ pub(crate) enum Opponent {
 }
 
 impl Opponent {
-    const NAMES: [(Opponent, &'static str); 7] = [
+    const NAMES: [(Opponent, &'static str); 8] = [
         (Opponent::Hyper, "hyper"),
+        (Opponent::Axum, "axum"),
         (Opponent::Tower, "tower"),
         (Opponent::Intralb, "intralb"),
         (Opponent::NaiveLimit, "naive-limit"),

@@ -85,6 +85,12 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
         Opponent::Hyper | Opponent::Mutex | Opponent::Pool => {
             serve(addr, router.with_state(())).await?;
         }
+        Opponent::Axum => {
+            let listener = TcpListener::bind(addr).await?;
+            axum::serve(listener, router.with_state(()))
+                .with_graceful_shutdown(terminated())
+                .await?;
+        }
         Opponent::Tower => {
             let service = ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(tower_error))
