@@ -53,7 +53,7 @@ enum Kind {
 }
 
 impl RequestBody {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         RequestBody { kind: Kind::Empty }
     }
 }

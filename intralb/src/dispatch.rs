@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::Bodies;
+use crate::body::{Bodies, RequestBody};
 use crate::catch_unwind::{panic_message, CatchUnwind};
 use crate::connection::Activity;
 use crate::outcome::Outcome;
@@ -123,7 +123,8 @@ async fn run<S: RouterService>(
     let (parts, body) = req.into_parts();
     // A request still sending its body when the drain begins has not arrived: refused.
     let body = if http_body::Body::is_end_stream(&body) {
-        shared.bodies.read(body).await
+        // No body (a GET): nothing to read, no future to build.
+        Ok(RequestBody::empty())
     } else {
         let mut draining = pool.draining();
         tokio::select! {

@@ -201,12 +201,13 @@ impl<T> WatchedIo<T> {
 }
 
 impl Sending {
-    /// Notes a write's result: blocked, or so many bytes out.
-    fn wrote<T>(&self, result: &Poll<std::io::Result<T>>, written: u64) {
+    /// Notes an I/O result: blocked (the client is not reading), or `written` bytes out.
+    fn note<T>(&self, result: &Poll<std::io::Result<T>>, written: impl FnOnce(&T) -> usize) {
         match result {
             Poll::Pending => self.waiting_on_client.store(true, Ordering::Relaxed),
-            Poll::Ready(_) => {
+            Poll::Ready(outcome) => {
                 self.waiting_on_client.store(false, Ordering::Relaxed);
+                let written = outcome.as_ref().map_or(0, written) as u64;
                 if written > 0 {
                     self.polls.fetch_add(written, Ordering::Relaxed);
                 }
@@ -233,11 +234,7 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WatchedIo<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let result = this.inner.poll_write(cx, buf);
-        let written = match &result {
-            Poll::Ready(Ok(n)) => *n as u64,
-            _ => 0,
-        };
-        this.sending.wrote(&result, written);
+        this.sending.note(&result, |n| *n);
         result
     }
 
@@ -248,11 +245,7 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WatchedIo<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let result = this.inner.poll_write_vectored(cx, bufs);
-        let written = match &result {
-            Poll::Ready(Ok(n)) => *n as u64,
-            _ => 0,
-        };
-        this.sending.wrote(&result, written);
+        this.sending.note(&result, |n| *n);
         result
     }
 
@@ -263,7 +256,7 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for WatchedIo<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.project();
         let result = this.inner.poll_flush(cx);
-        this.sending.wrote(&result, 0);
+        this.sending.note(&result, |()| 0);
         result
     }
 
