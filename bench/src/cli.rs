@@ -334,6 +334,6 @@ mod tests {
     #[test]
     fn unknown_opponent_lists_the_known_ones() {
         let error = parse(&args("server --opponent nginx")).unwrap_err();
-        assert!(error.contains("hyper, tower, intralb"), "{error}");
+        assert!(error.contains("hyper, axum, tower, intralb"), "{error}");
     }
 }
