@@ -86,6 +86,7 @@ use proc_macro::TokenStream;
 /// | `queue` | `100` | `INTRALB_QUEUE` | most requests waiting for a worker, pool-wide; `0`: none |
 /// | `min_workers` | CPUs, at most `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept even when idle |
 /// | `timeout` | `"30s"` | `INTRALB_TIMEOUT` | a request's deadline from arrival, queue wait included |
+/// | `queue_target` | `"5ms"` | `INTRALB_QUEUE_TARGET` | target queue wait (CoDel): while no request in 100 ms waited less, those waiting twice as long get `503` and the newest are served first; `"0s"`: a plain FIFO |
 /// | `idle_timeout` | `"60s"` | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
 /// | `shutdown_timeout` | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` | drain time on shutdown before cancelling |
 /// | `drain_delay` | `"0s"` | `INTRALB_DRAIN_DELAY` | on shutdown, keep serving (not ready) this long before closing the listener |

@@ -44,6 +44,11 @@ macro_rules! settings {
                 min_workers: OptCount = None, "CPUs, at most `max_concurrent`";
                 /// a request's deadline from arrival, queue wait included
                 timeout: Duration = "30s", "`\"30s\"`";
+                /// target queue wait (CoDel): while no request in 100 ms waited less, those waiting twice as long get `503` and the newest are served first; `"0s"`: a plain FIFO
+                ///
+                /// So the queue absorbs bursts but never stands: at capacity it holds waits near
+                /// the target instead of filling up.
+                queue_target: Duration = "5ms", "`\"5ms\"`";
                 /// idle time before a surplus worker retires
                 idle_timeout: Duration = "60s", "`\"60s\"`";
             }

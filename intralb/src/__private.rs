@@ -63,7 +63,15 @@ pub mod bench {
         /// Leases a worker, waiting in the queue if needed; `None` if shed.
         pub async fn lease(&self) -> Option<Lease> {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-            self.0.acquire(deadline).await.ok().map(Lease)
+            self.0
+                .acquire(
+                    crate::Priority::Normal,
+                    tokio::time::Instant::now(),
+                    deadline,
+                )
+                .await
+                .ok()
+                .map(Lease)
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::{BoxError, Result};
 use crate::init::{self, Initializer};
+use crate::priority::PriorityFn;
 use crate::worker_id::WorkerId;
 
 /// Entry point of the builder API: [`Balancer::builder()`].
@@ -134,6 +135,7 @@ intralb_settings::settings!(setters);
 pub struct Builder {
     pub(crate) config: Config,
     pub(crate) inits: Vec<Initializer>,
+    pub(crate) priority: Option<PriorityFn>,
 }
 
 impl Builder {
@@ -185,6 +187,34 @@ impl Builder {
     pub fn apply_env(mut self) -> Result<Self> {
         self.config.apply_env(|key| std::env::var(key).ok())?;
         Ok(self)
+    }
+
+    /// Gives each request a [`Priority`](crate::Priority) from its head, before it takes a queue
+    /// place (what `#[balanced(priority = PATH)]` sets). Without it every request is `Normal`.
+    ///
+    /// The function runs on every request that is not a probe, so it should be quick: look at
+    /// the method, the path, a header. If it panics, the request is `Normal` (and the panic is
+    /// logged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use intralb::Priority;
+    ///
+    /// fn priority(head: &http::request::Parts) -> Priority {
+    ///     if head.uri.path().starts_with("/admin") {
+    ///         Priority::Critical
+    ///     } else {
+    ///         Priority::Normal
+    ///     }
+    /// }
+    ///
+    /// let builder = intralb::Builder::new().priority(priority);
+    /// # let _ = builder;
+    /// ```
+    pub fn priority(mut self, priority: PriorityFn) -> Self {
+        self.priority = Some(priority);
+        self
     }
 
     /// Adds every initializer declared with `#[db_init]` in the program (what the `serve` of

@@ -346,9 +346,10 @@ impl Config {
     }
 
     /// Every duration setting, by key.
-    fn durations(&self) -> [(&'static str, Duration); 8] {
+    fn durations(&self) -> [(&'static str, Duration); 9] {
         [
             ("timeout", self.pool.timeout),
+            ("queue_target", self.pool.queue_target),
             ("idle_timeout", self.pool.idle_timeout),
             ("shutdown_timeout", self.drain.shutdown_timeout),
             ("drain_delay", self.drain.drain_delay),

@@ -9,13 +9,17 @@ use hdrhistogram::Histogram;
 
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::priority::Priority;
 use crate::stats::{Percentiles, Stats};
 
 /// The live counters, shared by every connection: for [`Stats`], and for the `metrics` facade.
 pub(crate) struct Counters {
-    outcomes: [AtomicU64; Outcome::ALL.len()],
+    /// By priority, then outcome.
+    outcomes: [[AtomicU64; Outcome::ALL.len()]; Priority::ALL.len()],
     init_failures: AtomicU64,
-    latency: Mutex<Latency>,
+    /// One per thread (round robin), so that threads recording at once do not wait for each
+    /// other; merged for [`Stats`].
+    latency: Box<[Mutex<Latency>]>,
     pub(crate) metrics: Metrics,
     start: Instant,
     last_shed_warning_ms: AtomicU64,
@@ -25,6 +29,25 @@ pub(crate) struct Counters {
 struct Latency {
     queue_wait: Histogram<u64>,
     service_time: Histogram<u64>,
+}
+
+impl Latency {
+    fn new() -> Self {
+        Latency {
+            queue_wait: histogram(),
+            service_time: histogram(),
+        }
+    }
+}
+
+/// This thread's shard of the latency histograms.
+fn shard(shards: usize) -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    SHARD.with(|shard| *shard % shards)
 }
 
 /// One hour, in microseconds: longer samples are recorded as one hour.
@@ -44,10 +67,9 @@ impl Counters {
         Counters {
             outcomes: Default::default(),
             init_failures: AtomicU64::new(0),
-            latency: Mutex::new(Latency {
-                queue_wait: histogram(),
-                service_time: histogram(),
-            }),
+            latency: (0..std::thread::available_parallelism().map_or(1, |n| n.get().min(64)))
+                .map(|_| Mutex::new(Latency::new()))
+                .collect(),
             metrics: Metrics::register(),
             start: Instant::now(),
             last_shed_warning_ms: AtomicU64::new(0),
@@ -56,9 +78,9 @@ impl Counters {
     }
 
     /// Counts one answered request.
-    pub(crate) fn count(&self, outcome: Outcome) {
-        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
-        self.metrics.outcome(outcome).increment(1);
+    pub(crate) fn count(&self, outcome: Outcome, priority: Priority) {
+        self.outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
+        self.metrics.outcome(outcome, priority).increment(1);
         if outcome == Outcome::Shed {
             self.warn_while_shedding();
         }
@@ -73,7 +95,8 @@ impl Counters {
     pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let shard = &self.latency[shard(self.latency.len())];
+        let mut latency = shard.lock().unwrap_or_else(|p| p.into_inner());
         latency.queue_wait.saturating_record(micros(queue_wait));
         latency.service_time.saturating_record(micros(service_time));
     }
@@ -98,7 +121,14 @@ impl Counters {
     }
 
     fn get(&self, outcome: Outcome) -> u64 {
-        self.outcomes[outcome as usize].load(Relaxed)
+        Priority::ALL
+            .iter()
+            .map(|priority| self.get_of(outcome, *priority))
+            .sum()
+    }
+
+    fn get_of(&self, outcome: Outcome, priority: Priority) -> u64 {
+        self.outcomes[priority.rank()][outcome as usize].load(Relaxed)
     }
 
     /// Requests answered so far, by anyone.
@@ -118,8 +148,20 @@ impl Counters {
         stats.panicked = self.get(Outcome::Panicked);
         stats.failed = self.get(Outcome::Failed);
         stats.init_failures = self.init_failures.load(Relaxed);
-        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        stats.queue_wait = Percentiles::of(&latency.queue_wait);
-        stats.service_time = Percentiles::of(&latency.service_time);
+        for priority in Priority::ALL {
+            let of = &mut stats.by_priority[priority.rank()];
+            of.served = self.get_of(Outcome::Served, priority);
+            of.shed = self.get_of(Outcome::Shed, priority);
+            of.expired_in_queue = self.get_of(Outcome::ExpiredInQueue, priority);
+        }
+        let mut merged = Latency::new();
+        for shard in &self.latency {
+            let latency = shard.lock().unwrap_or_else(|p| p.into_inner());
+            // Same bounds: adding cannot fail.
+            let _ = merged.queue_wait.add(&latency.queue_wait);
+            let _ = merged.service_time.add(&latency.service_time);
+        }
+        stats.queue_wait = Percentiles::of(&merged.queue_wait);
+        stats.service_time = Percentiles::of(&merged.service_time);
     }
 }

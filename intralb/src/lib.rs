@@ -66,6 +66,7 @@
 //! | `queue` | `100` | `INTRALB_QUEUE` | most requests waiting for a worker, pool-wide; `0`: none |
 //! | `min_workers` | CPUs, at most `max_concurrent` | `INTRALB_MIN_WORKERS` | workers kept even when idle |
 //! | `timeout` | `"30s"` | `INTRALB_TIMEOUT` | a request's deadline from arrival, queue wait included |
+//! | `queue_target` | `"5ms"` | `INTRALB_QUEUE_TARGET` | target queue wait (CoDel): while no request in 100 ms waited less, those waiting twice as long get `503` and the newest are served first; `"0s"`: a plain FIFO |
 //! | `idle_timeout` | `"60s"` | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
 //! | `shutdown_timeout` | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` | drain time on shutdown before cancelling |
 //! | `drain_delay` | `"0s"` | `INTRALB_DRAIN_DELAY` | on shutdown, keep serving (not ready) this long before closing the listener |
@@ -96,6 +97,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod activity;
 mod body;
 mod builder;
 mod catch_unwind;
@@ -114,13 +116,17 @@ mod log;
 mod metrics;
 mod outcome;
 mod pool;
+mod priority;
 mod probes;
+mod queue;
 mod resources;
 mod response;
 mod router;
 mod send;
 mod serve;
 mod server;
+mod serving;
+mod shared;
 mod signal;
 mod stats;
 mod tally;
@@ -136,10 +142,11 @@ pub use db::{Db, Rejection};
 pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
+pub use priority::{Priority, PriorityFn};
 pub use router::RouterService;
 pub use server::Server;
 pub use signal::shutdown_signal;
-pub use stats::{Percentiles, Stats};
+pub use stats::{Percentiles, PriorityStats, Stats};
 pub use worker_id::WorkerId;
 
 #[doc(inline)]

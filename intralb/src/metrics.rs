@@ -6,7 +6,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, unavailable, timed_out, panicked, failed, shutting_down, body_timed_out, body_failed |
+//! | `intralb_requests_total` | counter | `outcome`: served, shed, expired_in_queue, unavailable, timed_out, panicked, failed, shutting_down, body_timed_out, body_failed; `priority`: critical, normal, sheddable |
 //! | `intralb_worker_init_failures_total` | counter | |
 //! | `intralb_workers` | gauge | `state`: busy, idle, starting |
 //! | `intralb_queue_depth` | gauge | |
@@ -17,6 +17,7 @@
 use metrics::{Counter, Gauge, Histogram, Unit};
 
 use crate::outcome::Outcome;
+use crate::priority::Priority;
 use crate::stats::Stats;
 
 const REQUESTS: &str = "intralb_requests_total";
@@ -29,7 +30,8 @@ const SERVICE_TIME: &str = "intralb_service_time_seconds";
 
 /// Registered handles.
 pub(crate) struct Metrics {
-    outcomes: [Counter; Outcome::ALL.len()],
+    /// By priority, then outcome.
+    outcomes: [[Counter; Outcome::ALL.len()]; Priority::ALL.len()],
     pub(crate) init_failures: Counter,
     pub(crate) queue_wait: Histogram,
     pub(crate) service_time: Histogram,
@@ -58,7 +60,11 @@ impl Metrics {
         );
         let workers = |state: &'static str| metrics::gauge!(WORKERS, "state" => state);
         Metrics {
-            outcomes: Outcome::ALL.map(|o| metrics::counter!(REQUESTS, "outcome" => o.label())),
+            outcomes: Priority::ALL.map(|p| {
+                Outcome::ALL.map(|o| {
+                    metrics::counter!(REQUESTS, "outcome" => o.label(), "priority" => p.label())
+                })
+            }),
             init_failures: metrics::counter!(INIT_FAILURES),
             queue_wait: metrics::histogram!(QUEUE_WAIT),
             service_time: metrics::histogram!(SERVICE_TIME),
@@ -70,8 +76,8 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn outcome(&self, outcome: Outcome) -> &Counter {
-        &self.outcomes[outcome as usize]
+    pub(crate) fn outcome(&self, outcome: Outcome, priority: Priority) -> &Counter {
+        &self.outcomes[priority.rank()][outcome as usize]
     }
 
     /// Gauges are sampled (every second, and before each scrape), not updated per request.

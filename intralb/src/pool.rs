@@ -3,20 +3,19 @@
 //!
 //! A worker is a slot, not a task: a request *leases* an idle worker and runs the router on its
 //! own connection task with that worker's resources attached, then gives it back (when the last
-//! [`Hold`] on it drops: see `worker.rs`). So the fast path is one uncontended semaphore permit
-//! and a push/pop on the idle stack, with no task switch.
+//! [`Hold`] on it drops: see `worker.rs`). So the fast path is one uncontended lock to pop the
+//! idle stack, and one to push back, with no task switch.
 //!
-//! - `permits` counts idle workers. Its waiters are the queue: FIFO, and a request that gives up
-//!   (deadline, closed connection) leaves it in O(1).
 //! - `idle` is a stack: a request takes the most recently used worker (its connections are
 //!   warm), so surplus workers sink to the bottom, where the reaper retires them.
-//! - `scale` (behind a lock taken only on the slow path) counts workers and waiters, decides
-//!   whether a request may wait or is shed, and starts workers when requests would wait.
+//! - `queue` holds the requests waiting for a worker; its discipline (CoDel, adaptive LIFO,
+//!   priorities) is in `queue.rs`. A worker given back goes straight to the waiter the queue
+//!   picks, if any.
+//! - `scale` counts workers, and a request that would wait starts a worker if the pool may grow.
 //!
-//! Invariant: `permits <= idle.len()`; a worker is pushed before its permit is added and a
-//! permit is taken before a worker is removed. `closed` is set under both locks, and a worker
-//! is pushed only under the `idle` lock after checking it, so nothing joins the stack once
-//! `close` has emptied it. Lock order: `scale`, then `idle`.
+//! Invariant: while a worker is idle, no request waits. Everything above is behind one lock,
+//! `core`, and a worker joins the idle stack (or a waiter) only under it after checking
+//! `closed`, which `close` sets under it: nothing joins the stack once `close` has emptied it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -27,7 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::oneshot::{self, error::TryRecvError};
+use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -36,6 +36,8 @@ use crate::config;
 use crate::counters::Counters;
 use crate::error::Result;
 use crate::init::{self, Initializer};
+use crate::priority::Priority;
+use crate::queue::{Admit, Grant, Queue};
 use crate::resources::{Resources, Slot};
 use crate::stats::Stats;
 use crate::tally::Tally;
@@ -45,8 +47,9 @@ use crate::worker_id::WorkerId;
 /// Why a request did not get a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rejected {
-    /// Every worker busy and the queue full.
-    Shed,
+    /// Every worker busy and no queue place for it, or it waited too long in a standing queue
+    /// (CoDel), or a critical request took its place. Come back after this many seconds.
+    Shed { retry_after: u64 },
     /// The deadline passed while the request waited.
     Expired,
     /// The pool is shutting down.
@@ -68,8 +71,6 @@ struct Scale {
     starting: usize,
     /// Of `starting`, those whose last attempt failed.
     failing: usize,
-    /// Requests waiting for a permit.
-    waiting: usize,
     free_ids: BinaryHeap<Reverse<u32>>,
     next_id: u32,
 }
@@ -104,6 +105,13 @@ impl Scale {
     }
 }
 
+/// Everything behind the pool's one lock.
+struct Core {
+    idle: VecDeque<Idle>,
+    queue: Queue,
+    scale: Scale,
+}
+
 pub(crate) struct Pool {
     max: usize,
     queue: usize,
@@ -112,9 +120,7 @@ pub(crate) struct Pool {
     inits: Arc<[Initializer]>,
     /// Whether any initializer has a `broken` check (skips the checks when none has).
     checks_broken: bool,
-    permits: Semaphore,
-    idle: Mutex<VecDeque<Idle>>,
-    scale: Mutex<Scale>,
+    core: Mutex<Core>,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
     /// Woken when the pool becomes unavailable (see [`Scale::unavailable`]).
@@ -149,11 +155,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What the first look at the pool found for a request.
+enum Found {
+    /// An idle worker, leased.
+    Idle(Arc<Worker>),
+    /// A place in the queue; `start`: a worker to start for it.
+    Queued(oneshot::Receiver<Grant>, Option<WorkerId>),
+}
+
 impl Pool {
     /// Creates the pool and starts `min_workers`; fails, naming the initializer, if one fails.
     pub(crate) async fn start(config: &config::Pool, inits: Vec<Initializer>) -> Result<Arc<Pool>> {
         let min = config.min_workers();
         let checks_broken = inits.iter().any(Initializer::checks_broken);
+        let now = Instant::now();
         let pool = Arc::new(Pool {
             max: config.max_concurrent,
             queue: config.queue,
@@ -161,22 +176,23 @@ impl Pool {
             idle_timeout: config.idle_timeout,
             inits: inits.into(),
             checks_broken,
-            permits: Semaphore::new(0),
-            idle: Mutex::new(VecDeque::with_capacity(config.max_concurrent.min(1024))),
-            scale: Mutex::new(Scale {
-                total: 0,
-                starting: 0,
-                failing: 0,
-                waiting: 0,
-                free_ids: BinaryHeap::new(),
-                next_id: 0,
+            core: Mutex::new(Core {
+                idle: VecDeque::with_capacity(config.max_concurrent.min(1024)),
+                queue: Queue::new(config.queue_target, now),
+                scale: Scale {
+                    total: 0,
+                    starting: 0,
+                    failing: 0,
+                    free_ids: BinaryHeap::new(),
+                    next_id: 0,
+                },
             }),
             closed: AtomicBool::new(false),
             closed_tx: watch::Sender::new(false),
             unavailable: Notify::new(),
             retry_now: Notify::new(),
             last_nudge_ms: AtomicU64::new(0),
-            started: Instant::now(),
+            started: now,
             draining: AtomicBool::new(false),
             draining_tx: watch::Sender::new(false),
             runtime: Handle::current(),
@@ -186,7 +202,7 @@ impl Pool {
 
         let mut starting = JoinSet::new();
         for _ in 0..min {
-            let id = lock(&pool.scale).reserve();
+            let id = lock(&pool.core).scale.reserve();
             let inits = Arc::clone(&pool.inits);
             starting.spawn(async move {
                 let mut slots = vec![None; inits.len()];
@@ -209,85 +225,167 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Leases a worker: at once if one is idle, else after waiting in the queue until
-    /// `deadline`, else not at all.
-    pub(crate) async fn acquire(self: &Arc<Self>, deadline: Instant) -> Result<Hold, Rejected> {
+    /// Leases a worker to a request of `priority` that arrived at `now`: at once if one is
+    /// idle, else after waiting in the queue (until `deadline` at the latest), else not at all.
+    /// (The dispatch calls the two halves itself, to box only the second.)
+    #[cfg(any(test, feature = "bench-internals"))]
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        priority: Priority,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Hold, Rejected> {
+        match self.acquire_now(now)? {
+            Some(hold) => Ok(hold),
+            None => self.wait(priority, now, deadline).await,
+        }
+    }
+
+    /// The fast path of [`acquire`](Self::acquire), without a future: a worker if one is idle,
+    /// `None` if the request has to [`wait`](Self::wait).
+    pub(crate) fn acquire_now(self: &Arc<Self>, now: Instant) -> Result<Option<Hold>, Rejected> {
         loop {
-            // `None`: the worker's resources were found broken; it is being replaced.
-            if let Some(hold) = self.acquire_once(deadline).await? {
-                return Ok(hold);
+            let Some(worker) = self.take_idle(now)? else {
+                return Ok(None);
+            };
+            hooks::at("acquire:idle-taken");
+            if let Some(hold) = self.lease(worker) {
+                return Ok(Some(hold));
             }
         }
     }
 
-    async fn acquire_once(self: &Arc<Self>, deadline: Instant) -> Result<Option<Hold>, Rejected> {
-        if let Ok(permit) = self.permits.try_acquire() {
-            permit.forget();
-            hooks::at("acquire:permit-taken");
-            return self.lease();
-        }
-        // Registered before admission, so a failure reported in between is not missed.
-        let mut unavailable = pin!(self.unavailable.notified());
-        unavailable.as_mut().enable();
-        self.enqueue()?;
-        let _waiting = Waiting(self);
-        tokio::select! {
-            biased;
-            permit = self.permits.acquire() => match permit {
-                Ok(permit) => {
-                    permit.forget();
-                    self.lease()
-                }
-                Err(_closed) => Err(Rejected::Closed),
-            },
-            () = &mut unavailable => Err(Rejected::Unavailable),
-            () = tokio::time::sleep_until(deadline) => Err(Rejected::Expired),
-        }
-    }
-
-    /// Admits a request to the queue, or refuses it; starts a worker if one may be added.
-    fn enqueue(self: &Arc<Self>) -> Result<(), Rejected> {
+    /// The fast path: the most recently used idle worker, if any.
+    fn take_idle(&self, now: Instant) -> Result<Option<Arc<Worker>>, Rejected> {
+        let mut core = lock(&self.core);
         if self.is_closed() {
             return Err(Rejected::Closed);
         }
-        let mut scale = lock(&self.scale);
-        if scale.unavailable() {
-            drop(scale);
+        let idle = core.idle.pop_back();
+        if idle.is_some() {
+            core.queue.granted_at_once(now);
+        }
+        Ok(idle.map(|idle| idle.worker))
+    }
+
+    /// No worker was idle: queue the request (starting a worker for it if the pool may grow),
+    /// or refuse it.
+    pub(crate) async fn wait(
+        self: &Arc<Self>,
+        priority: Priority,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Hold, Rejected> {
+        // Registered before admission, so a failure reported in between is not missed.
+        let mut unavailable = pin!(self.unavailable.notified());
+        unavailable.as_mut().enable();
+        let (rx, start) = loop {
+            match self.enqueue(priority, now)? {
+                Found::Idle(worker) => {
+                    if let Some(hold) = self.lease(worker) {
+                        return Ok(hold);
+                    }
+                }
+                Found::Queued(rx, start) => break (rx, start),
+            }
+        };
+        let mut waiting = Waiting {
+            pool: self,
+            priority,
+            rx: Some(rx),
+        };
+        if let Some(id) = start {
+            self.spawn_start(id, vec![None; self.inits.len()]);
+        }
+        let check = |pool: &Pool| lock(&pool.core).queue.next_check(now, Instant::now());
+        let next = |check: Option<Instant>| check.map_or(deadline, |check| check.min(deadline));
+        let mut timer = pin!(tokio::time::sleep_until(next(check(self))));
+        loop {
+            let rx = waiting.rx.as_mut().expect("present until answered");
+            tokio::select! {
+                biased;
+                grant = rx => {
+                    waiting.rx = None;
+                    return match grant {
+                        Ok(Grant::Worker(worker)) => Ok(Hold::lease(worker)),
+                        Ok(Grant::Shed) => Err(self.shed()),
+                        Err(_closed) => Err(Rejected::Closed),
+                    };
+                }
+                () = &mut unavailable => return Err(Rejected::Unavailable),
+                () = &mut timer => {
+                    let checked = Instant::now();
+                    if checked >= deadline {
+                        return Err(Rejected::Expired);
+                    }
+                    let mut core = lock(&self.core);
+                    if core.queue.sloughs(now, checked) {
+                        let retry_after = core.queue.retry_after(checked);
+                        return Err(Rejected::Shed { retry_after });
+                    }
+                    let again = core.queue.next_check(now, checked);
+                    drop(core);
+                    timer.as_mut().reset(next(again));
+                }
+            }
+        }
+    }
+
+    /// `Shed`, with a `Retry-After` from the queue as it is now.
+    fn shed(&self) -> Rejected {
+        Rejected::Shed {
+            retry_after: lock(&self.core).queue.retry_after(Instant::now()),
+        }
+    }
+
+    /// Admits a request to the queue, or refuses it; reserves a worker to start for it if the
+    /// pool may grow. A worker given back since the first look is taken at once.
+    fn enqueue(self: &Arc<Self>, priority: Priority, now: Instant) -> Result<Found, Rejected> {
+        let mut core = lock(&self.core);
+        if self.is_closed() {
+            return Err(Rejected::Closed);
+        }
+        if let Some(idle) = core.idle.pop_back() {
+            core.queue.granted_at_once(now);
+            return Ok(Found::Idle(idle.worker));
+        }
+        if core.scale.unavailable() {
+            drop(core);
             self.nudge();
             return Err(Rejected::Unavailable);
         }
         // This request would wait: give it a worker of its own if the pool may grow. It waits
         // for that worker without taking a queue place.
-        if scale.starting <= scale.waiting && scale.total < self.max {
-            let id = scale.reserve();
-            scale.waiting += 1;
-            drop(scale);
-            self.spawn_start(id, vec![None; self.inits.len()]);
-            return Ok(());
-        }
-        if scale.waiting >= self.queue.saturating_add(scale.starting) {
-            return Err(Rejected::Shed);
-        }
-        scale.waiting += 1;
-        Ok(())
-    }
-
-    /// Takes the idle worker behind a permit; `Closed` if `close` emptied the stack meanwhile,
-    /// `None` if its resources broke while it idled (a database restarted): it is replaced.
-    fn lease(self: &Arc<Self>) -> Result<Option<Hold>, Rejected> {
-        let popped = lock(&self.idle).pop_back();
-        let Some(idle) = popped else {
-            debug_assert!(self.is_closed(), "a permit without an idle worker");
-            return Err(Rejected::Closed);
-        };
-        if self.checks_broken {
-            let broken = self.broken_resources(&idle.worker);
-            if broken != 0 {
-                self.reinitialize(idle.worker, broken);
-                return Ok(None);
+        let waiting = core.queue.len();
+        let start = (core.scale.starting <= waiting && core.scale.total < self.max)
+            .then(|| core.scale.reserve());
+        if start.is_none() {
+            let places = self.queue.saturating_add(core.scale.starting);
+            match core.queue.admit(priority, places, now) {
+                Admit::Wait => {}
+                Admit::Displace(displaced) => {
+                    let _ = displaced.send(Grant::Shed);
+                }
+                Admit::Refuse => {
+                    let retry_after = core.queue.retry_after(now);
+                    return Err(Rejected::Shed { retry_after });
+                }
             }
         }
-        Ok(Some(Hold::lease(idle.worker)))
+        Ok(Found::Queued(core.queue.push(priority, now), start))
+    }
+
+    /// Leases a worker taken from the idle stack; `None` if its resources broke while it idled
+    /// (a database restarted): it is being replaced.
+    fn lease(self: &Arc<Self>, worker: Arc<Worker>) -> Option<Hold> {
+        if self.checks_broken {
+            let broken = self.broken_resources(&worker);
+            if broken != 0 {
+                self.reinitialize(worker, broken);
+                return None;
+            }
+        }
+        Some(Hold::lease(worker))
     }
 
     /// Requests are refused because every start is failing: wake one failing worker to retry
@@ -307,35 +405,21 @@ impl Pool {
         }
     }
 
-    /// A started worker joins the idle stack (or is dropped if the pool closed meanwhile).
+    /// A started worker serves: it goes to a waiting request or joins the idle stack (or is
+    /// dropped if the pool closed meanwhile).
     fn ready(self: &Arc<Self>, id: WorkerId, resources: Resources, failed_before: bool) {
         let home: Weak<dyn Home> = Arc::downgrade(self) as Weak<Pool>;
         let worker = Worker::new(id, resources, home, &self.live);
-        {
-            let mut scale = lock(&self.scale);
-            scale.starting -= 1;
-            if failed_before {
-                scale.failing -= 1;
-            }
+        let mut core = lock(&self.core);
+        core.scale.starting -= 1;
+        if failed_before {
+            core.scale.failing -= 1;
         }
-        hooks::at("ready:counted");
-        let mut idle = lock(&self.idle);
-        if self.is_closed() {
-            drop(idle);
-            lock(&self.scale).forget_worker(id);
-            self.drop_off_thread(vec![worker]);
-            return;
-        }
-        idle.push_back(Idle {
-            worker,
-            since: Instant::now(),
-        });
-        drop(idle);
-        self.permits.add_permits(1);
+        self.put(core, worker, Instant::now());
         tracing::debug!(worker = %id, "worker ready");
     }
 
-    /// The last hold on a worker dropped: check its resources, then make it idle again, or
+    /// The last hold on a worker dropped: check its resources, then make it serve again, or
     /// replace what is broken first.
     fn give_back(self: &Arc<Self>, worker: Arc<Worker>, now: Instant) {
         let mut replace = worker.take_replacements();
@@ -345,16 +429,32 @@ impl Pool {
         if replace != 0 {
             return self.reinitialize(worker, replace);
         }
-        let mut idle = lock(&self.idle);
+        self.put(lock(&self.core), worker, now);
+    }
+
+    /// A worker that can serve goes to the waiter the queue picks, else onto the idle stack;
+    /// dropped instead if the pool is closed. Grants are sent under the lock, so a waiter that
+    /// gives up (under it too) knows whether it was sent one.
+    fn put(&self, mut core: MutexGuard<'_, Core>, mut worker: Arc<Worker>, now: Instant) {
+        if core.queue.is_empty() && !self.is_closed() {
+            // The fast path: nobody waits.
+            core.idle.push_back(Idle { worker, since: now });
+            return;
+        }
         if self.is_closed() {
-            drop(idle);
-            lock(&self.scale).forget_worker(worker.id);
+            core.scale.forget_worker(worker.id);
+            drop(core);
             self.drop_off_thread(vec![worker]);
             return;
         }
-        idle.push_back(Idle { worker, since: now });
-        drop(idle);
-        self.permits.add_permits(1);
+        while let Some(waiter) = core.queue.next(now) {
+            match waiter.send(Grant::Worker(worker)) {
+                Ok(()) => return,
+                Err(Grant::Worker(back)) => worker = back,
+                Err(Grant::Shed) => unreachable!("a worker was sent"),
+            }
+        }
+        core.idle.push_back(Idle { worker, since: now });
     }
 
     /// The resources whose initializer's `broken` check says so.
@@ -394,12 +494,12 @@ impl Pool {
             })
             .collect();
         {
-            let mut scale = lock(&self.scale);
+            let mut core = lock(&self.core);
             if self.is_closed() {
-                scale.forget_worker(id);
+                core.scale.forget_worker(id);
             } else {
-                scale.starting += 1;
-                drop(scale);
+                core.scale.starting += 1;
+                drop(core);
                 self.spawn_start(id, kept);
             }
         }
@@ -428,9 +528,11 @@ impl Pool {
     /// `close` without the wait.
     fn shut(&self) -> Option<JoinHandle<()>> {
         let workers: Vec<Arc<Worker>> = {
-            let mut scale = lock(&self.scale);
-            let mut idle = lock(&self.idle);
+            let mut core = lock(&self.core);
             self.closed.store(true, Ordering::Release);
+            // Dropping the waiters' channels tells them.
+            core.queue.clear();
+            let Core { idle, scale, .. } = &mut *core;
             idle.drain(..)
                 .map(|idle| {
                     scale.forget_worker(idle.worker.id);
@@ -439,7 +541,6 @@ impl Pool {
                 .collect()
         };
         self.closed_tx.send_replace(true);
-        self.permits.close();
         self.drop_off_thread(workers)
     }
 
@@ -449,27 +550,20 @@ impl Pool {
         let now = Instant::now();
         let mut retired = Vec::new();
         let next = {
-            let mut scale = lock(&self.scale);
-            let mut idle = lock(&self.idle);
+            let mut core = lock(&self.core);
             loop {
-                let Some(oldest) = idle.front() else {
+                let Some(oldest) = core.idle.front() else {
                     break now + self.idle_timeout;
                 };
                 let expires = oldest.since + self.idle_timeout;
-                if scale.total <= self.min {
+                if core.scale.total <= self.min {
                     break now + self.idle_timeout;
                 }
                 if expires > now {
                     break expires;
                 }
-                // Take its permit first: the invariant says one is there unless a request
-                // is about to lease it, in which case the worker is not idle after all.
-                let Ok(permit) = self.permits.try_acquire() else {
-                    break now + (self.idle_timeout / 4).max(Duration::from_millis(1));
-                };
-                permit.forget();
-                let worker = idle.pop_front().expect("checked above").worker;
-                scale.forget_worker(worker.id);
+                let worker = core.idle.pop_front().expect("checked above").worker;
+                core.scale.forget_worker(worker.id);
                 tracing::debug!(worker = %worker.id, "worker retired after idling");
                 retired.push(worker);
             }
@@ -481,13 +575,15 @@ impl Pool {
     pub(crate) fn stats(&self) -> Stats {
         let mut stats = Stats::empty();
         {
-            let scale = lock(&self.scale);
-            let idle = lock(&self.idle).len();
-            stats.workers = scale.total - scale.starting;
-            stats.starting = scale.starting;
-            stats.idle = idle;
-            stats.busy = stats.workers - idle;
-            stats.queued = scale.waiting;
+            let core = lock(&self.core);
+            stats.workers = core.scale.total - core.scale.starting;
+            stats.starting = core.scale.starting;
+            stats.idle = core.idle.len();
+            stats.busy = stats.workers - stats.idle;
+            stats.queued = core.queue.len();
+            for priority in Priority::ALL {
+                stats.by_priority[priority.rank()].queued = core.queue.len_of(priority);
+            }
         }
         self.counters.snapshot(&mut stats);
         stats
@@ -499,9 +595,8 @@ impl Pool {
 
     /// Requests holding a worker or waiting for one.
     pub(crate) fn in_flight(&self) -> usize {
-        let scale = lock(&self.scale);
-        let idle = lock(&self.idle).len();
-        scale.total - scale.starting - idle + scale.waiting
+        let core = lock(&self.core);
+        core.scale.total - core.scale.starting - core.idle.len() + core.queue.len()
     }
 
     /// A drain begins: [`Drain`](crate::Drain) resolves, readiness answers 503.
@@ -545,12 +640,31 @@ impl Home for Pool {
     }
 }
 
-/// Counts a request as waiting for as long as it exists.
-struct Waiting<'a>(&'a Pool);
+/// A request in the queue. Dropped without an answer (it gave up: its deadline, CoDel, or its
+/// client went away), it leaves the queue, and gives back a worker sent to it meanwhile.
+struct Waiting<'a> {
+    pool: &'a Arc<Pool>,
+    priority: Priority,
+    /// Until an answer is received.
+    rx: Option<oneshot::Receiver<Grant>>,
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        lock(&self.0.scale).waiting -= 1;
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        let mut core = lock(&self.pool.core);
+        // Grants are sent under the lock: nothing can arrive after this look.
+        match rx.try_recv() {
+            Err(TryRecvError::Empty) => {
+                // Closed first, so that the queue can tell its entry is gone.
+                drop(rx);
+                core.queue.leave(self.priority);
+            }
+            Ok(Grant::Worker(worker)) => self.pool.put(core, worker, Instant::now()),
+            Ok(Grant::Shed) | Err(TryRecvError::Closed) => {}
+        }
     }
 }
 
@@ -572,13 +686,13 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId, mut slots: Vec<Option<Slot>
                     retry_in = ?backoff,
                     "worker failed to start"
                 );
-                let mut scale = lock(&pool.scale);
+                let mut core = lock(&pool.core);
                 if !failed {
                     failed = true;
-                    scale.failing += 1;
+                    core.scale.failing += 1;
                 }
-                if scale.unavailable() {
-                    drop(scale);
+                if core.scale.unavailable() {
+                    drop(core);
                     pool.unavailable.notify_waiters();
                 }
             }
@@ -587,10 +701,10 @@ async fn start_worker(pool: Arc<Pool>, id: WorkerId, mut slots: Vec<Option<Slot>
             _ = tokio::time::sleep(jittered(backoff)) => {}
             () = pool.retry_now.notified() => {}
             _ = closed.wait_for(|closed| *closed) => {
-                let mut scale = lock(&pool.scale);
-                scale.starting -= 1;
-                scale.failing -= 1;
-                scale.forget_worker(id);
+                let mut core = lock(&pool.core);
+                core.scale.starting -= 1;
+                core.scale.failing -= 1;
+                core.scale.forget_worker(id);
                 return;
             }
         }

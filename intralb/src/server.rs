@@ -10,13 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::body::Bodies;
 use crate::builder::Builder;
-use crate::dispatch::{Cut, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::init;
 use crate::pool::Pool;
 use crate::probes::Probes;
 use crate::router::RouterService;
 use crate::serve::{self, ServeOptions};
+use crate::shared::{Cut, Shared};
 use crate::stats::Stats;
 
 /// A running balancer: its address, its [`Stats`], and a way to wait for its shutdown.
@@ -175,6 +175,7 @@ impl Builder {
         let shared = Arc::new(Shared {
             pool,
             timeout: self.config.pool.timeout,
+            priority: self.priority,
             probes,
             cut: Cut::default(),
             bodies: Bodies::new(

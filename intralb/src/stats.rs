@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::priority::Priority;
+
 /// A point-in-time view of the balancer.
 ///
 /// Counters count since start; gauges (`workers`, `busy`, …) are what was true at the moment
@@ -23,7 +25,9 @@ pub struct Stats {
     pub queued: usize,
     /// Requests answered by the router (any status the router chose).
     pub served: u64,
-    /// Requests answered `503` at once because every worker was busy and the queue was full.
+    /// Requests answered `503` by admission: every worker busy and no queue place for them (see
+    /// [`Priority`] for who may take which), or they waited more than twice `queue_target` in a
+    /// standing queue, or a critical request took their place.
     pub shed: u64,
     /// Requests answered `503` because their deadline passed while they waited in the queue.
     pub expired_in_queue: u64,
@@ -49,6 +53,23 @@ pub struct Stats {
     pub queue_wait: Percentiles,
     /// Time a worker spent on a request, until its response head.
     pub service_time: Percentiles,
+    /// By [`Priority::rank`]; read with [`Stats::priority`].
+    pub(crate) by_priority: [PriorityStats; Priority::ALL.len()],
+}
+
+/// The requests of one [`Priority`]: see [`Stats::priority`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PriorityStats {
+    /// Answered by the router.
+    pub served: u64,
+    /// Answered `503` by admission: no queue place for them, they waited too long in a standing
+    /// queue, or a critical request took their place.
+    pub shed: u64,
+    /// Answered `503` because their deadline passed in the queue.
+    pub expired_in_queue: u64,
+    /// Waiting for a worker now.
+    pub queued: usize,
 }
 
 /// Latency percentiles, with microsecond resolution and two significant digits.
@@ -81,6 +102,23 @@ impl Percentiles {
 }
 
 impl Stats {
+    /// The requests of one priority (see [`Priority`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(server: intralb::Server) {
+    /// use intralb::Priority;
+    ///
+    /// let stats = server.stats();
+    /// let critical = stats.priority(Priority::Critical);
+    /// println!("critical: {} served, {} shed", critical.served, critical.shed);
+    /// # }
+    /// ```
+    pub fn priority(&self, priority: Priority) -> PriorityStats {
+        self.by_priority[priority.rank()]
+    }
+
     pub(crate) fn empty() -> Self {
         Stats {
             workers: 0,
@@ -101,6 +139,7 @@ impl Stats {
             init_failures: 0,
             queue_wait: Percentiles::default(),
             service_time: Percentiles::default(),
+            by_priority: Default::default(),
         }
     }
 }

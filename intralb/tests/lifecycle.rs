@@ -293,7 +293,7 @@ async fn while_nothing_can_start_requests_get_503_at_once_and_liveness_stays_200
 
     let reply = within("a refusal at once", fetch(server.addr(), "/")).await;
     assert_eq!(reply.status, 503, "{reply:?}");
-    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert!(matches!(reply.header("retry-after"), Some("1" | "2")));
     assert!(reply.body.starts_with("unavailable"), "{reply:?}");
     assert_eq!(server.stats().unavailable, 1);
     assert_eq!(fetch(server.addr(), "/healthz").await.status, 200);

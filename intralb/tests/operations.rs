@@ -166,8 +166,18 @@ async fn metrics_parse_with_the_prometheus_reference_parser() {
         return;
     };
     // Counters are process-wide: other tests in this binary may have added to them.
-    assert!(sample(&samples, r#"intralb_requests_total{outcome="served"}"#) >= 3.0);
-    assert!(sample(&samples, r#"intralb_requests_total{outcome="shed"}"#) >= 1.0);
+    assert!(
+        sample(
+            &samples,
+            r#"intralb_requests_total{outcome="served",priority="normal"}"#
+        ) >= 3.0
+    );
+    assert!(
+        sample(
+            &samples,
+            r#"intralb_requests_total{outcome="shed",priority="normal"}"#
+        ) >= 1.0
+    );
     assert_eq!(sample(&samples, r#"intralb_workers{state="busy"}"#), 1.0);
     assert_eq!(sample(&samples, "intralb_queue_depth{}"), 0.0);
     assert!(sample(&samples, "intralb_service_time_seconds_count{}") >= 3.0);

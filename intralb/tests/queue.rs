@@ -67,7 +67,8 @@ async fn a_full_queue_sheds_with_503_and_retry_after_without_running_the_router(
 
     let shed = fetch(server.addr(), "/").await;
     assert_eq!(shed.status, 503);
-    assert_eq!(shed.header("retry-after"), Some("1"));
+    let retry_after: u64 = shed.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=90).contains(&retry_after), "{retry_after}");
     assert!(shed.body.contains("queue is full"), "{}", shed.body);
     assert_eq!(
         calls.load(SeqCst),
@@ -177,7 +178,7 @@ async fn a_request_past_its_deadline_in_the_queue_gets_503_and_never_runs() {
 
     let expired = fetch(server.addr(), "/").await;
     assert_eq!(expired.status, 503);
-    assert_eq!(expired.header("retry-after"), Some("1"));
+    assert!(matches!(expired.header("retry-after"), Some("1" | "2")));
     assert!(
         expired.body.contains("waited in the queue"),
         "{}",

@@ -1,0 +1,326 @@
+//! The pool-wide queue's discipline: which waiting request gets the next free worker, which is
+//! refused, and when to come back.
+//!
+//! - **CoDel** (as in folly's `Codel`, after Nichols and Jacobson): the queue *stands* when the
+//!   shortest wait of the requests that got a worker during an interval (100 ms) exceeded
+//!   `queue_target`; a request served at once counts as a wait of zero, so a queue that empties
+//!   now and then never stands. While it stands, a request that has waited more than twice the
+//!   target is answered `503`: the queue absorbs bursts, but a standing delay lasts one or two
+//!   intervals at most.
+//! - **Adaptive LIFO** (Facebook, "Fail at Scale"): while the queue stands the newest request is
+//!   served first, because its client is the one most likely still waiting; first in, first out
+//!   otherwise.
+//! - **Priorities**: [`Priority::Critical`] first, [`Priority::Sheddable`] last; see
+//!   [`Queue::admit`] for who may take a place.
+//! - **`Retry-After`**: the time the backlog takes to drain at the rate requests were granted a
+//!   worker lately, in whole seconds, at least one, jittered.
+//!
+//! Plain data, driven by the pool under its lock: no task, no clock of its own.
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::priority::Priority;
+use crate::worker::Worker;
+
+/// How long CoDel watches the shortest wait before it decides whether the queue stands.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest `Retry-After` given, in seconds.
+const MOST_RETRY_AFTER: u64 = 60;
+
+/// What a waiting request is sent.
+#[derive(Debug)]
+pub(crate) enum Grant {
+    /// A worker: the request runs now.
+    Worker(Arc<Worker>),
+    /// Refused: a critical request took its place.
+    Shed,
+}
+
+/// A request waiting for a worker.
+struct Waiter {
+    tx: oneshot::Sender<Grant>,
+    since: Instant,
+}
+
+/// What [`Queue::admit`] decided.
+#[derive(Debug)]
+pub(crate) enum Admit {
+    /// The request may wait.
+    Wait,
+    /// The request may wait in the place of this one, which must be told it was shed.
+    Displace(oneshot::Sender<Grant>),
+    /// No place for it.
+    Refuse,
+}
+
+/// The waiting requests by priority, CoDel's state and the drain-rate meter.
+pub(crate) struct Queue {
+    /// By [`Priority::rank`].
+    classes: [VecDeque<Waiter>; Priority::ALL.len()],
+    /// Of `classes`, the waiters still waiting (the others gave up; skipped when reached).
+    live: [usize; Priority::ALL.len()],
+    /// Waiters that gave up but are still in `classes`.
+    dead: usize,
+    codel: Codel,
+    meter: Meter,
+}
+
+impl Queue {
+    /// `target`: CoDel's target wait; zero turns CoDel (and LIFO) off.
+    pub(crate) fn new(target: Duration, now: Instant) -> Self {
+        Queue {
+            classes: Default::default(),
+            live: [0; Priority::ALL.len()],
+            dead: 0,
+            codel: Codel {
+                target,
+                interval_end: now + INTERVAL,
+                min_delay: None,
+                standing: false,
+            },
+            meter: Meter {
+                window_start: now,
+                granted_at_start: 0,
+                granted: 0,
+                rate: 0.0,
+            },
+        }
+    }
+
+    /// Requests waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.live.iter().sum()
+    }
+
+    /// Whether nobody waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == [0; Priority::ALL.len()]
+    }
+
+    /// Requests of `priority` waiting.
+    pub(crate) fn len_of(&self, priority: Priority) -> usize {
+        self.live[priority.rank()]
+    }
+
+    /// Whether the queue stands (CoDel), as of `now`.
+    pub(crate) fn standing(&mut self, now: Instant) -> bool {
+        self.codel.roll(now);
+        self.codel.standing
+    }
+
+    /// A request got an idle worker at once: a wait of zero.
+    pub(crate) fn granted_at_once(&mut self, now: Instant) {
+        self.meter.granted += 1;
+        if self.codel.enabled() {
+            self.codel.sample(now, Duration::ZERO);
+        }
+    }
+
+    /// Whether a request of `priority` may wait, with `capacity` places in all.
+    ///
+    /// A `Normal` request may take any free place; a `Sheddable` one only while fewer than half
+    /// the places are taken, and none while the queue stands; a `Critical` one any free place,
+    /// and when none is free, the place of the oldest waiting `Sheddable` request, else of the
+    /// oldest `Normal` one.
+    pub(crate) fn admit(&mut self, priority: Priority, capacity: usize, now: Instant) -> Admit {
+        let len = self.len();
+        match priority {
+            Priority::Sheddable if self.standing(now) || len >= capacity / 2 => Admit::Refuse,
+            _ if len < capacity => Admit::Wait,
+            Priority::Critical => [Priority::Sheddable, Priority::Normal]
+                .into_iter()
+                .find_map(|lower| self.pop(lower, false))
+                .map_or(Admit::Refuse, |waiter| Admit::Displace(waiter.tx)),
+            _ => Admit::Refuse,
+        }
+    }
+
+    /// Adds a waiter; it receives a [`Grant`] on `rx` (or a closed channel if the pool closes).
+    pub(crate) fn push(&mut self, priority: Priority, now: Instant) -> oneshot::Receiver<Grant> {
+        let (tx, rx) = oneshot::channel();
+        self.classes[priority.rank()].push_back(Waiter { tx, since: now });
+        self.live[priority.rank()] += 1;
+        rx
+    }
+
+    /// A waiter of `priority` gave up while still in the queue (nobody sent it anything).
+    pub(crate) fn leave(&mut self, priority: Priority) {
+        self.live[priority.rank()] -= 1;
+        self.dead += 1;
+        // Those who gave up leave their entry behind; sweep when they outnumber the rest.
+        if self.dead > 64 && self.dead > self.len() {
+            for class in &mut self.classes {
+                class.retain(|waiter| !waiter.tx.is_closed());
+            }
+            self.dead = 0;
+        }
+    }
+
+    /// The waiter to give a free worker to: the most important class first; within it the
+    /// newest while the queue stands, else the oldest. While it stands, waiters found to have
+    /// waited more than twice the target are answered `503` on the way.
+    pub(crate) fn next(&mut self, now: Instant) -> Option<oneshot::Sender<Grant>> {
+        for priority in Priority::ALL {
+            loop {
+                let standing = self.standing(now);
+                let Some(waiter) = self.pop(priority, standing) else {
+                    break;
+                };
+                let delay = now.saturating_duration_since(waiter.since);
+                if self.codel.enabled() {
+                    self.codel.sample(now, delay);
+                }
+                if self.codel.sloughs(delay) {
+                    let _ = waiter.tx.send(Grant::Shed);
+                    continue;
+                }
+                self.meter.granted += 1;
+                return Some(waiter.tx);
+            }
+        }
+        None
+    }
+
+    /// Whether a request that has waited since `since` is to be answered `503` now (CoDel).
+    pub(crate) fn sloughs(&mut self, since: Instant, now: Instant) -> bool {
+        self.standing(now) && self.codel.sloughs(now.saturating_duration_since(since))
+    }
+
+    /// When a request waiting since `since` is next to be checked by [`sloughs`](Self::sloughs):
+    /// once it has waited twice the target, and then when CoDel next decides; `None` without
+    /// CoDel.
+    pub(crate) fn next_check(&self, since: Instant, now: Instant) -> Option<Instant> {
+        if !self.codel.enabled() {
+            return None;
+        }
+        let old = since + self.codel.target * 2 + Duration::from_micros(1);
+        Some(if old > now {
+            old
+        } else {
+            self.codel.interval_end.max(now + Duration::from_micros(1))
+        })
+    }
+
+    /// Everyone waiting (the pool closes: dropping them tells the waiters).
+    pub(crate) fn clear(&mut self) {
+        for class in &mut self.classes {
+            class.clear();
+        }
+        self.live = [0; Priority::ALL.len()];
+        self.dead = 0;
+    }
+
+    /// `Retry-After` for a refused request, in whole seconds: how long the requests waiting now
+    /// (and this one) take to get a worker at the rate workers were granted lately; at least 1, at
+    /// most 60, plus up to half as much again at random (at least a second's spread), so that the
+    /// clients refused together do not all come back together.
+    pub(crate) fn retry_after(&mut self, now: Instant) -> u64 {
+        let rate = self.meter.rate(now);
+        let backlog = (self.len() + 1) as f64;
+        let secs = if rate > 0.0 {
+            (backlog / rate).ceil().clamp(1.0, MOST_RETRY_AFTER as f64) as u64
+        } else {
+            MOST_RETRY_AFTER
+        };
+        secs + jitter(secs / 2)
+    }
+
+    /// The live waiter of `priority` at the back (`newest`) or front, skipping those gone.
+    fn pop(&mut self, priority: Priority, newest: bool) -> Option<Waiter> {
+        let class = &mut self.classes[priority.rank()];
+        while let Some(waiter) = if newest {
+            class.pop_back()
+        } else {
+            class.pop_front()
+        } {
+            if waiter.tx.is_closed() {
+                self.dead -= 1;
+                continue;
+            }
+            self.live[priority.rank()] -= 1;
+            return Some(waiter);
+        }
+        None
+    }
+}
+
+/// A random whole number of seconds from 0 to `at_least_one.max(1)`.
+pub(crate) fn jitter(spread: u64) -> u64 {
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    random % (spread.max(1) + 1)
+}
+
+/// CoDel's state (see the module docs).
+struct Codel {
+    /// Zero: off.
+    target: Duration,
+    interval_end: Instant,
+    /// The shortest wait sampled in the current interval.
+    min_delay: Option<Duration>,
+    standing: bool,
+}
+
+impl Codel {
+    fn enabled(&self) -> bool {
+        !self.target.is_zero()
+    }
+
+    /// Decides, once an interval has passed, whether the queue stands: its shortest wait
+    /// exceeded the target. An interval in which nobody got a worker changes nothing: workers
+    /// that are all starting (or all stuck) say nothing about the queue until one serves.
+    fn roll(&mut self, now: Instant) {
+        if now < self.interval_end || !self.enabled() {
+            return;
+        }
+        if let Some(delay) = self.min_delay {
+            self.standing = delay > self.target;
+        }
+        self.min_delay = None;
+        self.interval_end = now + INTERVAL;
+    }
+
+    fn sample(&mut self, now: Instant, delay: Duration) {
+        self.roll(now);
+        self.min_delay = Some(self.min_delay.map_or(delay, |min| min.min(delay)));
+    }
+
+    /// While standing, a wait over twice the target is answered `503`.
+    fn sloughs(&self, delay: Duration) -> bool {
+        self.standing && delay > self.target * 2
+    }
+}
+
+/// Workers granted per second, measured over windows of at least a second.
+struct Meter {
+    window_start: Instant,
+    granted_at_start: u64,
+    granted: u64,
+    /// Over the last complete window.
+    rate: f64,
+}
+
+impl Meter {
+    fn rate(&mut self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let granted = (self.granted - self.granted_at_start) as f64;
+        if elapsed >= Duration::from_secs(1) {
+            self.rate = granted / elapsed.as_secs_f64();
+            self.window_start = now;
+            self.granted_at_start = self.granted;
+        } else if self.rate == 0.0 && !elapsed.is_zero() {
+            // The first window is not over yet: what it has seen so far.
+            return granted / elapsed.as_secs_f64();
+        }
+        self.rate
+    }
+}
+
+#[cfg(test)]
+mod tests;
