@@ -1,71 +1,31 @@
-//! One request's way through the balancer: admission, a worker, the deadline, panic isolation.
+//! One request's way through the balancer, up to its worker: probes, the body, the priority,
+//! admission. Running it on the worker is `serving.rs`.
+//!
+//! The fast path (a request without a body, and an idle worker) builds no `async` state
+//! machine: it leases the worker and hands hyper a [`Serving`] future, boxed once. Everything
+//! else (reading a body, waiting in the queue) runs in an `async` block that ends in the same
+//! [`Serving`].
 
 use std::convert::Infallible;
-use std::future::{poll_fn, Future};
+use std::future::{ready, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::header::{HeaderValue, CONNECTION};
+use http::request::Parts;
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
-use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::Instrument;
 
-use crate::body::{Bodies, RequestBody};
-use crate::catch_unwind::{panic_message, CatchUnwind};
-use crate::connection::Activity;
+use crate::activity::Activity;
+use crate::body::RequestBody;
+use crate::catch_unwind::panic_message;
 use crate::outcome::Outcome;
-use crate::pool::{Pool, Rejected};
-use crate::probes::Probes;
-use crate::response::{answer, ResponseBody};
+use crate::pool::Rejected;
+use crate::priority::{Priority, PriorityFn};
+use crate::response::{answer, refuse, ResponseBody};
 use crate::router::RouterService;
-use crate::send::{Sending, Watched};
-
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub(crate) pool: Arc<Pool>,
-    pub(crate) timeout: Duration,
-    pub(crate) probes: Probes,
-    /// Fired at the shutdown deadline: requests still running are answered `503`.
-    pub(crate) cut: Cut,
-    /// Reads request bodies before admission.
-    pub(crate) bodies: Bodies,
-}
-
-impl Shared {
-    /// Set when a shutdown begins: readiness answers 503 and connections are asked to close.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.pool.is_draining()
-    }
-}
-
-/// The shutdown deadline, as a signal every running request waits on.
-#[derive(Default)]
-pub(crate) struct Cut {
-    fired: AtomicBool,
-    notify: Notify,
-}
-
-impl Cut {
-    pub(crate) fn fire(&self) {
-        self.fired.store(true, Ordering::Release);
-        self.notify.notify_waiters();
-    }
-
-    /// Resolves once fired. Registers only when polled, so a request that finishes on its first
-    /// poll never touches the shared list.
-    async fn fired(&self) {
-        // Created before the check: a `fire` in between still wakes it.
-        let notified = self.notify.notified();
-        if self.fired.load(Ordering::Acquire) {
-            return;
-        }
-        notified.await;
-    }
-}
+use crate::serving::{Arrived, Lease, Serving};
+use crate::shared::Shared;
 
 /// The hyper service each connection runs: the balancer in front of a clone of the router.
 pub(crate) struct Dispatch<S> {
@@ -75,163 +35,118 @@ pub(crate) struct Dispatch<S> {
     pub(crate) activity: Arc<Activity>,
 }
 
+type Answer<S> = Response<ResponseBody<<S as RouterService>::Body>>;
+
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
-    type Response = Response<ResponseBody<S::Body>>;
+    type Response = Answer<S>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
+        // Counted as running until its response is sent (or intralb's own answer is ready).
+        let running = self.activity.start(req.version());
+        let shared = &self.shared;
+        if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
+            return Box::pin(ready(Ok(answer)));
+        }
+        let (parts, body) = req.into_parts();
+        let arrived = Arrived {
+            http1: parts.version < Version::HTTP_2,
+            priority: shared
+                .priority
+                .map_or(Priority::Normal, |priority| priority_of(priority, &parts)),
+            running,
+        };
         let router = self.router.clone();
-        let running = self.activity.start();
-        Box::pin(async move {
-            let response = dispatch(&shared, router, req).await;
-            drop(running);
-            Ok(response)
-        })
+        if !http_body::Body::is_end_stream(&body) {
+            // A body is read whole (up to `buffer_body`) before admission.
+            return Box::pin(slow(Arc::clone(shared), router, parts, Some(body), arrived));
+        }
+        let now = Instant::now();
+        match shared.pool.acquire_now(now) {
+            Ok(Some(hold)) => {
+                let req = Request::from_parts(parts, RequestBody::empty());
+                let lease = Lease::new(hold, arrived, now, now, now + shared.timeout);
+                Box::pin(Serving::new(Arc::clone(shared), router, req, lease))
+            }
+            Ok(None) => Box::pin(slow(Arc::clone(shared), router, parts, None, arrived)),
+            Err(rejected) => Box::pin(ready(Ok(refused(shared, &arrived, rejected)))),
+        }
     }
 }
 
-async fn dispatch<S: RouterService>(
-    shared: &Shared,
+/// The slow path: reads the body if there is one, then waits for a worker, then serves.
+async fn slow<S: RouterService>(
+    shared: Arc<Shared>,
     router: S,
-    req: Request<Incoming>,
-) -> Response<ResponseBody<S::Body>> {
-    if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
-        return answer;
-    }
-    let http1 = req.version() < Version::HTTP_2;
-    let mut response = run(shared, router, req).await;
-    // While draining, HTTP/1 clients are told to reconnect (elsewhere); HTTP/2 gets GOAWAY.
-    if http1 && shared.is_draining() {
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// Admission, a worker, and the router under the deadline and the panic guard.
-async fn run<S: RouterService>(
-    shared: &Shared,
-    mut router: S,
-    req: Request<Incoming>,
-) -> Response<ResponseBody<S::Body>> {
-    let pool = &shared.pool;
-    let counters = &pool.counters;
-    // A small body is read whole before the request may take a queue place or a worker.
-    let (parts, body) = req.into_parts();
-    // A request still sending its body when the drain begins has not arrived: refused.
-    let body = if http_body::Body::is_end_stream(&body) {
-        // No body (a GET): nothing to read, no future to build.
-        Ok(RequestBody::empty())
-    } else {
-        let mut draining = pool.draining();
-        tokio::select! {
-            biased;
-            body = shared.bodies.read(body) => body,
-            _ = draining.wait_for(|draining| *draining) => Err(Outcome::ShuttingDown),
-        }
-    };
+    parts: Parts,
+    body: Option<Incoming>,
+    arrived: Arrived,
+) -> Result<Answer<S>, Infallible> {
     let body = match body {
-        Ok(body) => body,
-        Err(outcome) => {
-            counters.count(outcome);
-            return answer(outcome);
-        }
+        None => RequestBody::empty(),
+        Some(body) => match read_body(&shared, body).await {
+            Ok(body) => body,
+            Err(outcome) => {
+                shared.pool.counters.count(outcome, arrived.priority);
+                return Ok(shared.conclude(arrived.http1, answer(outcome)));
+            }
+        },
     };
-    let mut req = Request::from_parts(parts, body);
+    let req = Request::from_parts(parts, body);
     // The request has arrived: its deadline starts.
     let arrival = Instant::now();
     let deadline = arrival + shared.timeout;
+    let leased = match shared.pool.acquire_now(arrival) {
+        Ok(Some(hold)) => Ok((hold, arrival)),
+        Ok(None) => shared
+            .pool
+            .wait(arrived.priority, arrival, deadline)
+            .await
+            .map(|hold| (hold, Instant::now())),
+        Err(rejected) => Err(rejected),
+    };
+    match leased {
+        Ok((hold, started)) => {
+            let lease = Lease::new(hold, arrived, arrival, started, deadline);
+            Serving::new(shared, router, req, lease).await
+        }
+        Err(rejected) => Ok(refused(&shared, &arrived, rejected)),
+    }
+}
 
-    let hold = match pool.acquire(deadline).await {
-        Ok(hold) => hold,
-        Err(rejected) => {
-            let outcome = match rejected {
-                Rejected::Shed => Outcome::Shed,
-                Rejected::Expired => Outcome::ExpiredInQueue,
-                Rejected::Closed => Outcome::ShuttingDown,
-                Rejected::Unavailable => Outcome::Unavailable,
-            };
-            counters.count(outcome);
-            return answer(outcome);
-        }
-    };
-    let started = Instant::now();
-    let queue_wait = started - arrival;
-    let worker = hold.id();
-    let span = tracing::info_span!(
-        "request",
-        %worker,
-        method = %req.method(),
-        path = req.uri().path(),
-        queue_wait_us = queue_wait.as_micros() as u64,
-        status = tracing::field::Empty,
-    );
-    req.extensions_mut().insert(worker);
-    // The request holds its worker too: whatever keeps it (and so can reach the worker's
-    // resources) keeps the worker busy.
-    req.extensions_mut().insert(hold.clone());
+/// Reads a request's body before admission: a request still sending its body when the drain
+/// begins has not arrived, and is refused.
+async fn read_body(shared: &Shared, body: Incoming) -> Result<RequestBody, Outcome> {
+    let mut draining = shared.pool.draining();
+    tokio::select! {
+        biased;
+        body = shared.bodies.read(body) => body,
+        _ = draining.wait_for(|draining| *draining) => Err(Outcome::ShuttingDown),
+    }
+}
 
-    let run = async move {
-        poll_fn(|cx| router.poll_ready(cx)).await?;
-        router.call(req).await
+/// The answer to a request that got no worker.
+fn refused<B>(shared: &Shared, arrived: &Arrived, rejected: Rejected) -> Response<ResponseBody<B>> {
+    let (outcome, retry_after) = match rejected {
+        Rejected::Shed { retry_after } => (Outcome::Shed, Some(retry_after)),
+        Rejected::Expired => (Outcome::ExpiredInQueue, None),
+        Rejected::Closed => (Outcome::ShuttingDown, None),
+        Rejected::Unavailable => (Outcome::Unavailable, None),
     };
-    // The router's future is dropped (cancelled) at the deadline, or at the shutdown deadline.
-    let guarded = tokio::time::timeout_at(deadline, CatchUnwind::new(run));
-    let guarded = async {
-        tokio::select! {
-            biased;
-            outcome = guarded => Some(outcome),
-            () = shared.cut.fired() => None,
-        }
-    };
-    // Without a subscriber that wants the span, skip the wrapper: one move less of a large future.
-    let outcome = if span.is_disabled() {
-        guarded.await
-    } else {
-        guarded.instrument(span.clone()).await
-    };
-    let finished = Instant::now();
-    let service_time = finished - started;
-    let response = match outcome {
-        None => {
-            counters.count(Outcome::ShuttingDown);
-            tracing::debug!(parent: &span, "shutdown deadline passed while running; handler cancelled");
-            answer(Outcome::ShuttingDown)
-        }
-        Some(Ok(Ok(Ok(response)))) => {
-            counters.count(Outcome::Served);
-            // On HTTP/2, watched by its stream's task; HTTP/1 is watched at the socket.
-            let sending = Sending::stream();
-            response.map(|body| ResponseBody::Left(Watched::new(body, sending)))
-        }
-        Some(Ok(Ok(Err(error)))) => {
-            counters.count(Outcome::Failed);
-            let error = error.into();
-            tracing::error!(parent: &span, %worker, %error, "the router returned an error");
-            answer(Outcome::Failed)
-        }
-        Some(Ok(Err(panic))) => {
-            counters.count(Outcome::Panicked);
-            hold.worker().poison();
+    shared.pool.counters.count(outcome, arrived.priority);
+    shared.conclude(arrived.http1, refuse(outcome, retry_after))
+}
+
+/// The user's priority function, which must not take the connection down if it panics.
+fn priority_of(priority: PriorityFn, parts: &Parts) -> Priority {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| priority(parts))).unwrap_or_else(
+        |panic| {
             tracing::error!(
-                parent: &span,
-                %worker,
                 panic = panic_message(&*panic),
-                "handler panicked; answering 500 and re-initialising the worker's resources"
+                "the priority function panicked; the request is Normal"
             );
-            answer(Outcome::Panicked)
-        }
-        Some(Err(_deadline)) => {
-            counters.count(Outcome::TimedOut);
-            tracing::debug!(parent: &span, "deadline passed while running; handler cancelled");
-            answer(Outcome::TimedOut)
-        }
-    };
-    hold.release_at(finished);
-    counters.record(queue_wait, service_time);
-    span.record("status", response.status().as_u16());
-    response
+            Priority::Normal
+        },
+    )
 }

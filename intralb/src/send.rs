@@ -25,6 +25,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
+
+use crate::activity::Running;
 use tokio::time::{Instant, Sleep};
 
 tokio::task_local! {
@@ -68,11 +70,13 @@ impl Watch {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that reports its progress to its HTTP/2 stream's [`Sending`], if any.
+    /// A response body that reports its progress to its HTTP/2 stream's [`Sending`], if any,
+    /// and keeps its request counted as running on its connection until it is sent.
     pub(crate) struct Watched<B> {
         #[pin]
         inner: B,
         sending: Option<Arc<Sending>>,
+        _running: Running,
     }
 
     impl<B> PinnedDrop for Watched<B> {
@@ -85,8 +89,12 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Watched<B> {
-    pub(crate) fn new(inner: B, sending: Option<Arc<Sending>>) -> Self {
-        Watched { inner, sending }
+    pub(crate) fn new(inner: B, sending: Option<Arc<Sending>>, running: Running) -> Self {
+        Watched {
+            inner,
+            sending,
+            _running: running,
+        }
     }
 }
 

@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::connection::{Connections, Timeouts};
-use crate::dispatch::Shared;
 use crate::router::RouterService;
 use crate::send::StreamExecutor;
+use crate::shared::Shared;
 use crate::tally::Tally;
 
 /// Connection-level settings.
@@ -42,9 +42,10 @@ pub(crate) async fn run<S: RouterService>(
     let mut http = auto::Builder::new(StreamExecutor {
         send_timeout: options.send_timeout,
     });
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+    // hyper's own header timer would cost every request a timer of its own; the connection's
+    // watchdog, which times the first request and idling anyway, enforces
+    // `header_read_timeout` instead (see `connection.rs`).
+    http.http1().header_read_timeout(None);
     // An idle HTTP/2 peer is pinged; one that does not answer is dropped.
     http.http2()
         .timer(TokioTimer::new())

@@ -107,10 +107,11 @@ impl Hold {
 
     /// Drops this hold; if it is the last, the worker is idle from `now` (saves a clock read).
     pub(crate) fn release_at(mut self, now: Instant) {
-        self.drop_at(now);
+        self.drop_at(|| now);
     }
 
-    fn drop_at(&mut self, now: Instant) {
+    /// Drops this hold; if it is the last, the worker is idle from `now()`, read only then.
+    fn drop_at(&mut self, now: impl FnOnce() -> Instant) {
         let Some(worker) = self.0.take() else { return };
         // As `Arc`'s drop: the decrement releases this hold's writes (replacements), and the
         // last one acquires every other hold's.
@@ -119,7 +120,7 @@ impl Hold {
         }
         fence(Ordering::Acquire);
         match worker.home() {
-            Some(home) => home.give_back(worker, now),
+            Some(home) => home.give_back(worker, now()),
             None => drop(worker),
         }
     }
@@ -136,7 +137,7 @@ impl Clone for Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         if self.0.is_some() {
-            self.drop_at(Instant::now());
+            self.drop_at(Instant::now);
         }
     }
 }

@@ -110,3 +110,58 @@ async fn a_bind_failure_is_an_error_naming_the_address() {
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     assert!(format!("{err:?}").contains("caused by"), "{err:?}");
 }
+
+/// A body of `left` chunks, one every `every`: a stream that takes its time (server-sent
+/// events, say).
+struct Ticks {
+    left: usize,
+    every: tokio::time::Interval,
+}
+
+impl http_body::Body for Ticks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::ready!(self.every.poll_tick(cx));
+        self.left -= 1;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"tick\n",
+        )))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_response_streaming_longer_than_the_idle_limits_is_not_cut() {
+    let app = Router::new().route(
+        "/ticks",
+        get(|| async {
+            axum::body::Body::new(Ticks {
+                left: 12,
+                every: tokio::time::interval(Duration::from_millis(100)),
+            })
+        }),
+    );
+    // The stream lasts over a second: five times the idle limits, and past the moment a
+    // connection asked to close is dropped.
+    let builder = Balancer::builder()
+        .header_read_timeout(Duration::from_millis(200))
+        .connection_idle_timeout(Duration::from_millis(200));
+    let server = start(builder, app).await;
+    let response = raw_exchange(
+        server.addr(),
+        b"GET /ticks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // Before the fix, the request stopped counting as in flight once its head was sent, and
+    // the watchdog closed the connection mid-stream.
+    assert_eq!(response.matches("tick").count(), 12, "{response}");
+    assert!(response.ends_with("0\r\n\r\n"), "the chunked body ended");
+    server.stop().await;
+}

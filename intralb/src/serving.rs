@@ -1,0 +1,268 @@
+//! [`Serving`]: a request on its worker. The router runs under the deadline (`504`), the
+//! shutdown deadline (`503`) and the panic guard (`500`, and the worker's resources are
+//! replaced); then the outcome is counted, the latency recorded and the worker given back.
+//!
+//! A hand-written future rather than an `async` block, because it is the fast path: it is boxed
+//! once per request, so its size is copied once per request, and it arms the timer and the
+//! shutdown signal only if the router does not answer on its first poll (most requests then
+//! never touch the timer wheel).
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tokio::time::{Instant, Sleep};
+use tracing::Span;
+
+use crate::activity::Running;
+use crate::body::RequestBody;
+use crate::catch_unwind::panic_message;
+use crate::error::BoxError;
+use crate::outcome::Outcome;
+use crate::priority::Priority;
+use crate::response::{answer, ResponseBody};
+use crate::router::RouterService;
+use crate::send::{Sending, Watched};
+use crate::shared::Shared;
+use crate::worker::Hold;
+
+/// What is known of a request once its head is in.
+pub(crate) struct Arrived {
+    /// HTTP/1 (told `Connection: close` while draining), not HTTP/2.
+    pub(crate) http1: bool,
+    pub(crate) priority: Priority,
+    /// Counts the request as running on its connection.
+    pub(crate) running: Running,
+}
+
+/// A request's worker, and its times.
+pub(crate) struct Lease {
+    hold: Hold,
+    arrived: Arrived,
+    arrival: Instant,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Lease {
+    /// `arrival`: when the request (body included) was in; `started`: when it got `hold`.
+    pub(crate) fn new(
+        hold: Hold,
+        arrived: Arrived,
+        arrival: Instant,
+        started: Instant,
+        deadline: Instant,
+    ) -> Self {
+        Lease {
+            hold,
+            arrived,
+            arrival,
+            started,
+            deadline,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's work on a request, on a leased worker (see the module docs).
+    pub(crate) struct Serving<S>
+    where
+        S: RouterService,
+    {
+        #[pin]
+        stage: Stage<S>,
+        // The deadline and the shutdown signal, once the router has to be waited for.
+        armed: Option<Armed>,
+        // Taken when the request ends.
+        lease: Option<Lease>,
+        shared: Arc<Shared>,
+        span: Span,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StageProj]
+    enum Stage<S>
+    where
+        S: RouterService,
+    {
+        // Until the router is ready to take the request.
+        Ready { router: S, req: Option<Request<RequestBody>> },
+        // The router's future.
+        Called { #[pin] future: S::Future },
+        // Ended; the router's future is dropped.
+        Done,
+    }
+}
+
+/// The timer and the shutdown signal of a request the router did not answer at once.
+struct Armed {
+    timer: Pin<Box<Sleep>>,
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// How the router's work ended.
+enum Ended<B> {
+    Answered(Response<B>),
+    Failed(BoxError),
+    Panicked(Box<dyn Any + Send>),
+    TimedOut,
+    /// The shutdown deadline.
+    Cut,
+}
+
+impl<S: RouterService> Serving<S> {
+    /// The router's work on `req`; the request holds its worker too (its extensions carry a
+    /// [`Hold`]), so whatever keeps it, and so can reach the worker's resources, keeps the worker
+    /// busy.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        router: S,
+        mut req: Request<RequestBody>,
+        lease: Lease,
+    ) -> Self {
+        let worker = lease.hold.id();
+        let span = tracing::info_span!(
+            "request",
+            %worker,
+            method = %req.method(),
+            path = req.uri().path(),
+            queue_wait_us = (lease.started - lease.arrival).as_micros() as u64,
+            status = tracing::field::Empty,
+        );
+        req.extensions_mut().insert(worker);
+        req.extensions_mut().insert(lease.hold.clone());
+        Serving {
+            stage: Stage::Ready {
+                router,
+                req: Some(req),
+            },
+            armed: None,
+            lease: Some(lease),
+            shared,
+            span,
+        }
+    }
+}
+
+impl<S: RouterService> Future for Serving<S> {
+    type Output = Result<Response<ResponseBody<S::Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let entered = (!this.span.is_disabled()).then(|| this.span.enter());
+        // The future is dropped, never polled again, after a panic: no broken invariant is
+        // observed.
+        let step = catch_unwind(AssertUnwindSafe(|| loop {
+            match this.stage.as_mut().project() {
+                StageProj::Ready { router, req } => match router.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let req = req.take().expect("called once");
+                        let future = router.call(req);
+                        this.stage.set(Stage::Called { future });
+                    }
+                    Poll::Ready(Err(error)) => break Poll::Ready(Err(error.into())),
+                    Poll::Pending => break Poll::Pending,
+                },
+                StageProj::Called { future } => {
+                    break future.poll(cx).map(|result| result.map_err(Into::into));
+                }
+                StageProj::Done => unreachable!("not polled after it ended"),
+            }
+        }));
+        let ended = match step {
+            Ok(Poll::Ready(Ok(response))) => Ended::Answered(response),
+            Ok(Poll::Ready(Err(error))) => Ended::Failed(error),
+            Err(panic) => Ended::Panicked(panic),
+            Ok(Poll::Pending) => {
+                let deadline = this.lease.as_ref().expect("not ended").deadline;
+                let armed = this.armed.get_or_insert_with(|| {
+                    let shared = Arc::clone(this.shared);
+                    Armed {
+                        timer: Box::pin(tokio::time::sleep_until(deadline)),
+                        cut: Box::pin(async move { shared.cut.fired().await }),
+                    }
+                });
+                if armed.timer.as_mut().poll(cx).is_ready() {
+                    Ended::TimedOut
+                } else if armed.cut.as_mut().poll(cx).is_ready() {
+                    Ended::Cut
+                } else {
+                    return Poll::Pending;
+                }
+            }
+        };
+        drop(entered);
+        // The router's future is dropped (cancelled, if it had not ended) before the worker is
+        // given back; a `Drop` of the handler's that panics costs only this request.
+        if catch_unwind(AssertUnwindSafe(|| this.stage.set(Stage::Done))).is_err() {
+            tracing::error!("dropping the handler's future panicked");
+        }
+        let lease = this.lease.take().expect("not polled after it ended");
+        Poll::Ready(Ok(finish(this.shared, lease, this.span, ended)))
+    }
+}
+
+/// Counts how the request ended, answers, gives the worker back.
+fn finish<B>(
+    shared: &Shared,
+    lease: Lease,
+    span: &Span,
+    ended: Ended<B>,
+) -> Response<ResponseBody<B>> {
+    let Lease {
+        hold,
+        arrived,
+        arrival,
+        started,
+        deadline: _,
+    } = lease;
+    let counters = &shared.pool.counters;
+    let priority = arrived.priority;
+    let worker = hold.id();
+    let finished = Instant::now();
+    let response = match ended {
+        Ended::Answered(response) => {
+            counters.count(Outcome::Served, priority);
+            // On HTTP/2, watched by its stream's task; HTTP/1 is watched at the socket.
+            let sending = Sending::stream();
+            let running = arrived.running;
+            response.map(|body| ResponseBody::Left(Watched::new(body, sending, running)))
+        }
+        Ended::Failed(error) => {
+            counters.count(Outcome::Failed, priority);
+            tracing::error!(parent: span, %worker, %error, "the router returned an error");
+            answer(Outcome::Failed)
+        }
+        Ended::Panicked(panic) => {
+            counters.count(Outcome::Panicked, priority);
+            hold.worker().poison();
+            tracing::error!(
+                parent: span,
+                %worker,
+                panic = panic_message(&*panic),
+                "handler panicked; answering 500 and re-initialising the worker's resources"
+            );
+            answer(Outcome::Panicked)
+        }
+        Ended::TimedOut => {
+            counters.count(Outcome::TimedOut, priority);
+            tracing::debug!(parent: span, "deadline passed while running; handler cancelled");
+            answer(Outcome::TimedOut)
+        }
+        Ended::Cut => {
+            counters.count(Outcome::ShuttingDown, priority);
+            tracing::debug!(parent: span, "shutdown deadline passed while running; handler cancelled");
+            answer(Outcome::ShuttingDown)
+        }
+    };
+    hold.release_at(finished);
+    counters.record(started - arrival, finished - started);
+    span.record("status", response.status().as_u16());
+    shared.conclude(arrived.http1, response)
+}
