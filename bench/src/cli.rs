@@ -10,12 +10,13 @@ pub(crate) const USAGE: &str = "\
 usage: bench [SCENARIO…] [--quick] [--out DIR] [--no-pin] [--oha PATH]
        bench report [--out DIR]
        bench server --opponent NAME --port PORT [server options]
+       bench load --port PORT --seconds S --rate R [load options]
 
 Runs the scenarios (default: all) against every opponent and writes DIR/results.json,
 DIR/report.md and DIR/overload.svg (DIR defaults to bench-results). `bench report` renders
 report.md and the chart again from DIR/results.json.
 
-scenarios: all, fast, overload, notes, scale, drain
+scenarios: all, fast, overload, admission, notes, scale, drain
   --quick        short runs: proves the harness works; the numbers are noisy
   --out DIR      where results go (default bench-results)
   --no-pin       do not pin the server and the load generator to separate cores
@@ -31,14 +32,20 @@ server options (one server in the foreground until SIGTERM or Ctrl-C):
   --slots N      the slow handler's backend slots [16]
   --hold-ms N    how long the slow handler holds a slot [20]
   --db PATH      serve the notes workload on this SQLite file instead of the basic routes
+
+load options (open loop on /slow and /critical; prints a JSON summary):
+  --burst-rate R --burst-ms L --every-ms P   R req/s for L ms every P ms (else --rate)
+  --critical F   the share of requests sent to /critical [0]
+  --connections N  most connections open [300]
 ";
 
 /// What the binary was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
     Run(RunOptions),
     Report(PathBuf),
     Server(ServerOptions),
+    Load(crate::load::LoadOptions),
     Help,
 }
 
@@ -47,15 +54,17 @@ pub(crate) enum Command {
 pub(crate) enum Scenario {
     Fast,
     Overload,
+    Admission,
     Notes,
     Scale,
     Drain,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Scenario; 5] = [
+    pub(crate) const ALL: [Scenario; 6] = [
         Scenario::Fast,
         Scenario::Overload,
+        Scenario::Admission,
         Scenario::Notes,
         Scenario::Scale,
         Scenario::Drain,
@@ -65,6 +74,7 @@ impl Scenario {
         match self {
             Scenario::Fast => "fast",
             Scenario::Overload => "overload",
+            Scenario::Admission => "admission",
             Scenario::Notes => "notes",
             Scenario::Scale => "scale",
             Scenario::Drain => "drain",
@@ -217,6 +227,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
     }
     match args.first().map(String::as_str) {
         Some("server") => parse_server(&args[1..]).map(Command::Server),
+        Some("load") => parse_load(&args[1..]).map(Command::Load),
         Some("report") => match &args[1..] {
             [] => Ok(Command::Report(PathBuf::from("bench-results"))),
             [flag, dir] if flag == "--out" => Ok(Command::Report(dir.into())),
@@ -282,6 +293,38 @@ fn parse_server(args: &[String]) -> Result<ServerOptions, String> {
         }
     }
     options.opponent = opponent.ok_or("`bench server` needs --opponent")?;
+    Ok(options)
+}
+
+fn parse_load(args: &[String]) -> Result<crate::load::LoadOptions, String> {
+    let mut options = crate::load::LoadOptions {
+        port: 0,
+        seconds: 10.0,
+        rate: 0.0,
+        burst_rate: None,
+        burst_ms: 0,
+        every_ms: 1,
+        critical: 0.0,
+        connections: 300,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let v = value(&mut args, arg)?;
+        match arg.as_str() {
+            "--port" => options.port = number(arg, v)?,
+            "--seconds" => options.seconds = number(arg, v)?,
+            "--rate" => options.rate = number(arg, v)?,
+            "--burst-rate" => options.burst_rate = Some(number(arg, v)?),
+            "--burst-ms" => options.burst_ms = number(arg, v)?,
+            "--every-ms" => options.every_ms = number::<u64>(arg, v)?.max(1),
+            "--critical" => options.critical = number(arg, v)?,
+            "--connections" => options.connections = number::<usize>(arg, v)?.max(1),
+            _ => return Err(format!("unknown load option `{arg}`")),
+        }
+    }
+    if options.port == 0 || options.rate <= 0.0 {
+        return Err("`bench load` needs --port and --rate".to_owned());
+    }
     Ok(options)
 }
 

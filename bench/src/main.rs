@@ -7,10 +7,13 @@
 //!   `bench server …` as a child process (pinned to one core), drives it with `oha`, reads the
 //!   server's RSS and CPU time from `/proc`, and writes `results.json`, `report.md` and the chart;
 //! - **a server** (`bench server --opponent …`, [`server`]): bare hyper, axum + tower, or
-//!   intralb, serving the same axum `Router` until SIGTERM.
+//!   intralb, serving the same axum `Router` until SIGTERM;
+//! - **a load generator** (`bench load …`, [`load`]) for the loads `oha` cannot shape: bursts,
+//!   and two classes of requests.
 
 mod cli;
 mod driver;
+mod load;
 mod server;
 
 use std::process::ExitCode;
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Ok(Command::Run(options)) => driver::main(options),
         Ok(Command::Report(out)) => driver::rerender(&out),
         Ok(Command::Server(options)) => server::main(options),
+        Ok(Command::Load(options)) => load::main(options),
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
             ExitCode::SUCCESS

@@ -63,7 +63,7 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
             return Box::pin(slow(Arc::clone(shared), router, parts, Some(body), arrived));
         }
         let now = Instant::now();
-        match shared.pool.acquire_now(now) {
+        match shared.pool.acquire_now(arrived.priority, now) {
             Ok(Some(hold)) => {
                 let req = Request::from_parts(parts, RequestBody::empty());
                 let lease = Lease::new(hold, arrived, now, now, now + shared.timeout);
@@ -97,7 +97,7 @@ async fn slow<S: RouterService>(
     // The request has arrived: its deadline starts.
     let arrival = Instant::now();
     let deadline = arrival + shared.timeout;
-    let leased = match shared.pool.acquire_now(arrival) {
+    let leased = match shared.pool.acquire_now(arrived.priority, arrival) {
         Ok(Some(hold)) => Ok((hold, arrival)),
         Ok(None) => shared
             .pool

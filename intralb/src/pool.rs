@@ -235,7 +235,7 @@ impl Pool {
         now: Instant,
         deadline: Instant,
     ) -> Result<Hold, Rejected> {
-        match self.acquire_now(now)? {
+        match self.acquire_now(priority, now)? {
             Some(hold) => Ok(hold),
             None => self.wait(priority, now, deadline).await,
         }
@@ -243,9 +243,13 @@ impl Pool {
 
     /// The fast path of [`acquire`](Self::acquire), without a future: a worker if one is idle,
     /// `None` if the request has to [`wait`](Self::wait).
-    pub(crate) fn acquire_now(self: &Arc<Self>, now: Instant) -> Result<Option<Hold>, Rejected> {
+    pub(crate) fn acquire_now(
+        self: &Arc<Self>,
+        priority: Priority,
+        now: Instant,
+    ) -> Result<Option<Hold>, Rejected> {
         loop {
-            let Some(worker) = self.take_idle(now)? else {
+            let Some(worker) = self.take_idle(priority, now)? else {
                 return Ok(None);
             };
             hooks::at("acquire:idle-taken");
@@ -256,14 +260,14 @@ impl Pool {
     }
 
     /// The fast path: the most recently used idle worker, if any.
-    fn take_idle(&self, now: Instant) -> Result<Option<Arc<Worker>>, Rejected> {
+    fn take_idle(&self, priority: Priority, now: Instant) -> Result<Option<Arc<Worker>>, Rejected> {
         let mut core = lock(&self.core);
         if self.is_closed() {
             return Err(Rejected::Closed);
         }
         let idle = core.idle.pop_back();
         if idle.is_some() {
-            core.queue.granted_at_once(now);
+            core.queue.granted_at_once(priority, now);
         }
         Ok(idle.map(|idle| idle.worker))
     }
@@ -297,7 +301,11 @@ impl Pool {
         if let Some(id) = start {
             self.spawn_start(id, vec![None; self.inits.len()]);
         }
-        let check = |pool: &Pool| lock(&pool.core).queue.next_check(now, Instant::now());
+        let check = |pool: &Pool| {
+            lock(&pool.core)
+                .queue
+                .next_check(priority, now, Instant::now())
+        };
         let next = |check: Option<Instant>| check.map_or(deadline, |check| check.min(deadline));
         let mut timer = pin!(tokio::time::sleep_until(next(check(self))));
         loop {
@@ -319,11 +327,11 @@ impl Pool {
                         return Err(Rejected::Expired);
                     }
                     let mut core = lock(&self.core);
-                    if core.queue.sloughs(now, checked) {
+                    if core.queue.sloughs(priority, now, checked) {
                         let retry_after = core.queue.retry_after(checked);
                         return Err(Rejected::Shed { retry_after });
                     }
-                    let again = core.queue.next_check(now, checked);
+                    let again = core.queue.next_check(priority, now, checked);
                     drop(core);
                     timer.as_mut().reset(next(again));
                 }
@@ -346,7 +354,7 @@ impl Pool {
             return Err(Rejected::Closed);
         }
         if let Some(idle) = core.idle.pop_back() {
-            core.queue.granted_at_once(now);
+            core.queue.granted_at_once(priority, now);
             return Ok(Found::Idle(idle.worker));
         }
         if core.scale.unavailable() {

@@ -1,17 +1,20 @@
 //! The pool-wide queue's discipline: which waiting request gets the next free worker, which is
 //! refused, and when to come back.
 //!
-//! - **CoDel** (as in folly's `Codel`, after Nichols and Jacobson): the queue *stands* when the
-//!   shortest wait of the requests that got a worker during an interval (100 ms) exceeded
-//!   `queue_target`; a request served at once counts as a wait of zero, so a queue that empties
+//! - **CoDel** (as in folly's `Codel`, after Nichols and Jacobson): the queue *stands* when,
+//!   each time a worker was granted during an interval (100 ms), the queue's delay exceeded
+//!   `queue_target`; a request served at once counts as a delay of zero, so a queue that empties
 //!   now and then never stands. While it stands, a request that has waited more than twice the
 //!   target is answered `503`: the queue absorbs bursts, but a standing delay lasts one or two
-//!   intervals at most.
+//!   intervals at most; a queue that fills up stands at once. folly samples the served request's wait; served newest first (below),
+//!   that wait is short while old requests still stand in line, so here the sample is the longer
+//!   of the served request's wait and the oldest one left's.
 //! - **Adaptive LIFO** (Facebook, "Fail at Scale"): while the queue stands the newest request is
 //!   served first, because its client is the one most likely still waiting; first in, first out
 //!   otherwise.
 //! - **Priorities**: [`Priority::Critical`] first, [`Priority::Sheddable`] last; see
-//!   [`Queue::admit`] for who may take a place.
+//!   [`Queue::admit`] for who may take a place. Each priority has its own CoDel state: critical
+//!   requests served at once must not hide that the normal ones stand in line.
 //! - **`Retry-After`**: the time the backlog takes to drain at the rate requests were granted a
 //!   worker lately, in whole seconds, at least one, jittered.
 //!
@@ -68,7 +71,9 @@ pub(crate) struct Queue {
     live: [usize; Priority::ALL.len()],
     /// Waiters that gave up but are still in `classes`.
     dead: usize,
-    codel: Codel,
+    /// By [`Priority::rank`]: each class stands or not on its own waits, so that critical
+    /// requests served at once do not hide a normal queue that stands.
+    codel: [Codel; Priority::ALL.len()],
     meter: Meter,
 }
 
@@ -79,12 +84,12 @@ impl Queue {
             classes: Default::default(),
             live: [0; Priority::ALL.len()],
             dead: 0,
-            codel: Codel {
+            codel: [(); Priority::ALL.len()].map(|()| Codel {
                 target,
                 interval_end: now + INTERVAL,
                 min_delay: None,
                 standing: false,
-            },
+            }),
             meter: Meter {
                 window_start: now,
                 granted_at_start: 0,
@@ -109,17 +114,56 @@ impl Queue {
         self.live[priority.rank()]
     }
 
-    /// Whether the queue stands (CoDel), as of `now`.
-    pub(crate) fn standing(&mut self, now: Instant) -> bool {
-        self.codel.roll(now);
-        self.codel.standing
+    /// Whether the queue of `priority` stands (CoDel), as of `now`.
+    pub(crate) fn standing(&mut self, priority: Priority, now: Instant) -> bool {
+        if self.codel[priority.rank()].roll(now) {
+            self.sweep(priority, now);
+        }
+        self.codel[priority.rank()].standing
     }
 
-    /// A request got an idle worker at once: a wait of zero.
-    pub(crate) fn granted_at_once(&mut self, now: Instant) {
+    /// Records the queue's delay for `priority` as a grant sees it.
+    fn sample(&mut self, priority: Priority, now: Instant, delay: Duration) {
+        self.standing(priority, now);
+        let codel = &mut self.codel[priority.rank()];
+        codel.min_delay = Some(codel.min_delay.map_or(delay, |min| min.min(delay)));
+    }
+
+    /// The queue of `priority` began to stand: those who have waited more than twice the
+    /// target are answered `503` now, rather than each at its next check.
+    fn sweep(&mut self, priority: Priority, now: Instant) {
+        let limit = self.codel[priority.rank()].target * 2;
+        let class = &mut self.classes[priority.rank()];
+        while let Some(oldest) = class.front() {
+            if now.saturating_duration_since(oldest.since) <= limit {
+                break;
+            }
+            let waiter = class.pop_front().expect("checked above");
+            if waiter.tx.is_closed() {
+                self.dead -= 1;
+            } else {
+                self.live[priority.rank()] -= 1;
+                let _ = waiter.tx.send(Grant::Shed);
+            }
+        }
+    }
+
+    /// Every place is taken: the classes waiting stand (a full queue is as clear a sign as an
+    /// interval's waits, and comes sooner when an overload begins). Not the critical one: it is
+    /// served first, so a full queue says nothing of its waits.
+    fn filled(&mut self, now: Instant) {
+        for priority in [Priority::Normal, Priority::Sheddable] {
+            if self.live[priority.rank()] > 0 && self.codel[priority.rank()].stand(now) {
+                self.sweep(priority, now);
+            }
+        }
+    }
+
+    /// A request of `priority` got an idle worker at once: a wait of zero.
+    pub(crate) fn granted_at_once(&mut self, priority: Priority, now: Instant) {
         self.meter.granted += 1;
-        if self.codel.enabled() {
-            self.codel.sample(now, Duration::ZERO);
+        if self.codel[priority.rank()].enabled() {
+            self.sample(priority, now, Duration::ZERO);
         }
     }
 
@@ -128,17 +172,33 @@ impl Queue {
     /// A `Normal` request may take any free place; a `Sheddable` one only while fewer than half
     /// the places are taken, and none while the queue stands; a `Critical` one any free place,
     /// and when none is free, the place of the oldest waiting `Sheddable` request, else of the
-    /// oldest `Normal` one.
+    /// oldest `Normal` one. A full queue stands (CoDel), which frees the places of those who
+    /// waited more than twice the target.
     pub(crate) fn admit(&mut self, priority: Priority, capacity: usize, now: Instant) -> Admit {
         let len = self.len();
         match priority {
-            Priority::Sheddable if self.standing(now) || len >= capacity / 2 => Admit::Refuse,
+            Priority::Sheddable
+                if self.standing(Priority::Normal, now)
+                    || self.standing(Priority::Sheddable, now)
+                    || len >= capacity / 2 =>
+            {
+                Admit::Refuse
+            }
             _ if len < capacity => Admit::Wait,
-            Priority::Critical => [Priority::Sheddable, Priority::Normal]
-                .into_iter()
-                .find_map(|lower| self.pop(lower, false))
-                .map_or(Admit::Refuse, |waiter| Admit::Displace(waiter.tx)),
-            _ => Admit::Refuse,
+            _ => {
+                self.filled(now);
+                if self.len() < capacity {
+                    // Those who waited too long are gone: there is room now.
+                    return Admit::Wait;
+                }
+                if priority != Priority::Critical {
+                    return Admit::Refuse;
+                }
+                [Priority::Sheddable, Priority::Normal]
+                    .into_iter()
+                    .find_map(|lower| self.pop(lower, false))
+                    .map_or(Admit::Refuse, |waiter| Admit::Displace(waiter.tx))
+            }
         }
     }
 
@@ -169,15 +229,20 @@ impl Queue {
     pub(crate) fn next(&mut self, now: Instant) -> Option<oneshot::Sender<Grant>> {
         for priority in Priority::ALL {
             loop {
-                let standing = self.standing(now);
+                let standing = self.standing(priority, now);
                 let Some(waiter) = self.pop(priority, standing) else {
                     break;
                 };
                 let delay = now.saturating_duration_since(waiter.since);
-                if self.codel.enabled() {
-                    self.codel.sample(now, delay);
+                if self.codel[priority.rank()].enabled() {
+                    // What stands is the oldest wait left, whichever request is served: served
+                    // newest first, the served request's own wait would say the queue is short
+                    // while it is not.
+                    let standing_delay = self.oldest_wait(priority, now).max(delay);
+                    self.sample(priority, now, standing_delay);
                 }
-                if self.codel.sloughs(delay) {
+                let codel = &self.codel[priority.rank()];
+                if codel.sloughs(delay) {
                     let _ = waiter.tx.send(Grant::Shed);
                     continue;
                 }
@@ -188,23 +253,31 @@ impl Queue {
         None
     }
 
-    /// Whether a request that has waited since `since` is to be answered `503` now (CoDel).
-    pub(crate) fn sloughs(&mut self, since: Instant, now: Instant) -> bool {
-        self.standing(now) && self.codel.sloughs(now.saturating_duration_since(since))
+    /// Whether a request of `priority` that has waited since `since` is to be answered `503`
+    /// now (CoDel).
+    pub(crate) fn sloughs(&mut self, priority: Priority, since: Instant, now: Instant) -> bool {
+        self.standing(priority, now)
+            && self.codel[priority.rank()].sloughs(now.saturating_duration_since(since))
     }
 
     /// When a request waiting since `since` is next to be checked by [`sloughs`](Self::sloughs):
     /// once it has waited twice the target, and then when CoDel next decides; `None` without
     /// CoDel.
-    pub(crate) fn next_check(&self, since: Instant, now: Instant) -> Option<Instant> {
-        if !self.codel.enabled() {
+    pub(crate) fn next_check(
+        &self,
+        priority: Priority,
+        since: Instant,
+        now: Instant,
+    ) -> Option<Instant> {
+        let codel = &self.codel[priority.rank()];
+        if !codel.enabled() {
             return None;
         }
-        let old = since + self.codel.target * 2 + Duration::from_micros(1);
+        let old = since + codel.target * 2 + Duration::from_micros(1);
         Some(if old > now {
             old
         } else {
-            self.codel.interval_end.max(now + Duration::from_micros(1))
+            codel.interval_end.max(now + Duration::from_micros(1))
         })
     }
 
@@ -230,6 +303,18 @@ impl Queue {
             MOST_RETRY_AFTER
         };
         secs + jitter(secs / 2)
+    }
+
+    /// How long the oldest request of `priority` still waiting has waited; zero if none waits.
+    fn oldest_wait(&mut self, priority: Priority, now: Instant) -> Duration {
+        let class = &mut self.classes[priority.rank()];
+        while class.front().is_some_and(|waiter| waiter.tx.is_closed()) {
+            class.pop_front();
+            self.dead -= 1;
+        }
+        class.front().map_or(Duration::ZERO, |waiter| {
+            now.saturating_duration_since(waiter.since)
+        })
     }
 
     /// The live waiter of `priority` at the back (`newest`) or front, skipping those gone.
@@ -275,20 +360,31 @@ impl Codel {
     /// Decides, once an interval has passed, whether the queue stands: its shortest wait
     /// exceeded the target. An interval in which nobody got a worker changes nothing: workers
     /// that are all starting (or all stuck) say nothing about the queue until one serves.
-    fn roll(&mut self, now: Instant) {
+    /// Returns whether the queue began to stand.
+    fn roll(&mut self, now: Instant) -> bool {
         if now < self.interval_end || !self.enabled() {
-            return;
+            return false;
         }
+        let before = self.standing;
         if let Some(delay) = self.min_delay {
             self.standing = delay > self.target;
         }
         self.min_delay = None;
         self.interval_end = now + INTERVAL;
+        self.standing && !before
     }
 
-    fn sample(&mut self, now: Instant, delay: Duration) {
-        self.roll(now);
-        self.min_delay = Some(self.min_delay.map_or(delay, |min| min.min(delay)));
+    /// The queue filled up: it stands from now on, at least for an interval. Returns whether it
+    /// began to stand.
+    fn stand(&mut self, now: Instant) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let before = self.standing;
+        self.standing = true;
+        self.min_delay = None;
+        self.interval_end = now + INTERVAL;
+        !before
     }
 
     /// While standing, a wait over twice the target is answered `503`.

@@ -3,8 +3,9 @@
 //! keeps what it measured).
 //!
 //! Each scenario is a module with a `run` that measures and a `report` that renders its table:
-//! [`fast`], [`overload`], [`notes`], [`scale`], [`drain`].
+//! [`fast`], [`overload`], [`admission`], [`notes`], [`scale`], [`drain`].
 
+mod admission;
 mod chart;
 mod drain;
 mod fast;
@@ -104,6 +105,8 @@ pub(crate) struct Results {
     pub(crate) plan: Plan,
     pub(crate) fast: Option<fast::Fast>,
     pub(crate) overload: Option<overload::Overload>,
+    #[serde(default)]
+    pub(crate) admission: Option<admission::Admission>,
     pub(crate) notes: Option<notes::Notes>,
     pub(crate) scale: Option<scale::Scale>,
     pub(crate) drain: Option<drain::Drain>,
@@ -126,7 +129,7 @@ pub(crate) struct Bench {
 
 impl Bench {
     /// The core servers run on when pinned (the load generator gets core 0).
-    fn core(&self, pinned: bool, core: usize) -> Option<usize> {
+    pub(crate) fn core(&self, pinned: bool, core: usize) -> Option<usize> {
         (pinned && self.pin).then_some(core)
     }
 
@@ -209,6 +212,7 @@ fn run(options: &RunOptions) -> Result<bool> {
         plan: plan.clone(),
         fast: None,
         overload: None,
+        admission: None,
         notes: None,
         scale: None,
         drain: None,
@@ -238,6 +242,7 @@ fn run(options: &RunOptions) -> Result<bool> {
         let outcome = match scenario {
             Scenario::Fast => fast::run(&bench).map(|r| results.fast = Some(r)),
             Scenario::Overload => overload::run(&bench).map(|r| results.overload = Some(r)),
+            Scenario::Admission => admission::run(&bench).map(|r| results.admission = Some(r)),
             Scenario::Notes => notes::run(&bench).map(|r| results.notes = Some(r)),
             Scenario::Scale => scale::run(&bench).map(|r| results.scale = Some(r)),
             Scenario::Drain => drain::run(&bench).map(|r| results.drain = Some(r)),

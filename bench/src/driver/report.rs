@@ -9,6 +9,7 @@ use super::Results;
 pub(crate) fn label(opponent: &str) -> &str {
     match opponent {
         "hyper" => "bare hyper",
+        "axum" => "plain `axum::serve`",
         "tower" => "axum + tower (global limit, load shed, timeout)",
         "intralb" => "intralb",
         "naive-limit" => "`Router::layer(ConcurrencyLimitLayer)`, Router served as is",
@@ -162,6 +163,9 @@ pub(crate) fn render(results: &Results) -> String {
     }
     if let Some(overload) = &results.overload {
         overload.report(&mut out);
+    }
+    if let Some(admission) = &results.admission {
+        admission.report(&mut out);
     }
     if let Some(notes) = &results.notes {
         notes.report(&mut out);

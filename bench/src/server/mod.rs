@@ -73,6 +73,7 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
                 .max_concurrent(options.limit)
                 .queue(options.queue)
                 .timeout(options.timeout)
+                .priority(routes::priority)
                 .addr(addr);
             if let Some(n) = options.min_workers {
                 builder = builder.min_workers(n);

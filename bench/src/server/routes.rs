@@ -6,6 +6,7 @@
 //!   (16 database connections, say): without them a handler that only sleeps never saturates,
 //!   and a plain server would look perfect at any load. Behind intralb or tower's limit the
 //!   slots are never contended, since at most `limit = slots` handlers run.
+//! - `GET /critical`: the same as `/slow`; intralb gives it `Priority::Critical` (admission).
 //! - `GET /sleep/{ms}`: sleeps that long, for the drain.
 //! - `GET /stats`: `PEAK MEAN_HOLD_US`: the most `/slow` handlers that were ever running at once
 //!   (waiting for a slot included), which shows whether a limit bounded concurrency, and how
@@ -69,7 +70,14 @@ pub(crate) fn router(slots: usize, hold: Duration) -> Router {
     let for_slow = Arc::clone(&backend);
     Router::new()
         .route("/", get(|| async { "Hello, World!" }))
-        .route("/slow", get(move || slow(Arc::clone(&for_slow))))
+        .route(
+            "/slow",
+            get({
+                let backend = Arc::clone(&for_slow);
+                move || slow(Arc::clone(&backend))
+            }),
+        )
+        .route("/critical", get(move || slow(Arc::clone(&for_slow))))
         .route("/sleep/{ms}", get(sleep))
         .route(
             "/stats",
@@ -100,4 +108,13 @@ async fn slow(backend: Arc<Backend>) -> &'static str {
 async fn sleep(Path(ms): Path<u64>) -> &'static str {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     "slept"
+}
+
+/// intralb's priorities for these routes: `/critical` is `Critical`, the rest `Normal`.
+pub(crate) fn priority(head: &http::request::Parts) -> intralb::Priority {
+    if head.uri.path() == "/critical" {
+        intralb::Priority::Critical
+    } else {
+        intralb::Priority::Normal
+    }
 }

@@ -311,7 +311,7 @@ async fn a_standing_queue_serves_the_newest_first_and_an_empty_one_the_oldest() 
     let held = acquire_from_queue(&pool, held.1, &mut waiters).await;
     tokio::time::sleep(crate::queue::INTERVAL).await;
     let mut lock = super::lock(&pool.core);
-    assert!(lock.queue.standing(Instant::now()));
+    assert!(lock.queue.standing(Priority::Normal, Instant::now()));
     drop(lock);
 
     // Standing: last in, first out.

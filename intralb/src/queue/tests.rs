@@ -17,12 +17,21 @@ fn a_queue_stands_only_when_its_shortest_wait_in_an_interval_exceeded_the_target
     rxs.push(queue.push(Priority::Normal, start));
     assert!(queue.next(start + Duration::from_millis(20)).is_some());
     assert!(queue.next(start + Duration::from_millis(8)).is_some());
-    assert!(!queue.standing(start + Duration::from_millis(50)));
-    assert!(queue.standing(start + INTERVAL));
+    assert!(!queue.standing(Priority::Normal, start + Duration::from_millis(50)));
+    assert!(queue.standing(Priority::Normal, start + INTERVAL));
     // One request served at once in the next interval: it stands no more after it.
-    queue.granted_at_once(start + INTERVAL + Duration::from_millis(1));
-    assert!(queue.standing(start + INTERVAL * 2 - Duration::from_millis(1)));
-    assert!(!queue.standing(start + INTERVAL * 2 + Duration::from_millis(2)));
+    queue.granted_at_once(
+        Priority::Normal,
+        start + INTERVAL + Duration::from_millis(1),
+    );
+    assert!(queue.standing(
+        Priority::Normal,
+        start + INTERVAL * 2 - Duration::from_millis(1)
+    ));
+    assert!(!queue.standing(
+        Priority::Normal,
+        start + INTERVAL * 2 + Duration::from_millis(2)
+    ));
 }
 
 #[test]
@@ -43,7 +52,7 @@ fn sheddable_requests_take_half_the_queue_and_none_of_a_standing_one() {
     // Standing (the shortest wait in an interval was 50 ms): refused even with room.
     assert!(queue.next(now + Duration::from_millis(50)).is_some());
     let later = now + INTERVAL;
-    assert!(queue.standing(later));
+    assert!(queue.standing(Priority::Normal, later));
     assert!(matches!(
         queue.admit(Priority::Sheddable, 100, later),
         Admit::Refuse
@@ -62,4 +71,19 @@ fn those_who_gave_up_are_swept_so_the_queue_stays_bounded() {
     let entries: usize = queue.classes.iter().map(|class| class.len()).sum();
     assert!(entries <= 65, "{entries} entries left behind");
     assert!(queue.next(now).is_none());
+}
+
+#[test]
+fn critical_requests_served_at_once_do_not_hide_a_normal_queue_that_stands() {
+    let start = Instant::now();
+    let mut queue = Queue::new(Duration::from_millis(5), start);
+    let _normal = queue.push(Priority::Normal, start);
+    queue.granted_at_once(Priority::Critical, start + Duration::from_millis(10));
+    // The normal request got a worker after 40 ms; critical ones got theirs at once.
+    let _critical = queue.push(Priority::Critical, start + Duration::from_millis(40));
+    assert!(queue.next(start + Duration::from_millis(40)).is_some());
+    assert!(queue.next(start + Duration::from_millis(40)).is_some());
+    let later = start + INTERVAL;
+    assert!(queue.standing(Priority::Normal, later));
+    assert!(!queue.standing(Priority::Critical, later));
 }
