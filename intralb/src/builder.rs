@@ -5,9 +5,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
 use crate::config::Config;
 use crate::error::{BoxError, Result};
 use crate::init::{self, Initializer};
+use crate::layer::{Admission, Layers};
 use crate::worker_id::WorkerId;
 
 /// Entry point of the builder API: [`Balancer::builder()`].
@@ -20,6 +25,9 @@ impl Balancer {
         Builder::new()
     }
 }
+
+#[cfg(doc)]
+use crate::layer::OuterLayer;
 
 /// One setter per setting, generated from the settings' declaration (`intralb-settings`).
 macro_rules! setters {
@@ -134,6 +142,7 @@ intralb_settings::settings!(setters);
 pub struct Builder {
     pub(crate) config: Config,
     pub(crate) inits: Vec<Initializer>,
+    pub(crate) layers: Layers,
 }
 
 impl Builder {
@@ -191,6 +200,56 @@ impl Builder {
     /// `#[balanced]` does); without it, the builder uses only the initializers given to it.
     pub fn registered_db_inits(mut self) -> Self {
         self.inits.extend(init::registered());
+        self
+    }
+
+    /// Adds a tower layer *in front of admission*: it sees every request before it takes a
+    /// queue place, and every answer, intralb's own `503` and `504` included. CORS, auth,
+    /// request ids and tracing that must also cover those answers go here; middleware that
+    /// needs a worker's resources goes on the router (`Router::layer`).
+    ///
+    /// Each call wraps the layers given before it (the last one is the outermost), as
+    /// `Router::layer` does. The layer's service receives a `Request<`[`RequestBody`]`>` whose
+    /// body intralb has already read (under `body_timeout`, before any layer runs); it may
+    /// pass on another body type, and may answer with any body of [`Bytes`](bytes::Bytes) (a
+    /// compression layer's, say), which is boxed. Health, readiness and metrics probes are
+    /// answered before the outer layers. An error of the layer's service is answered `500`
+    /// and logged. Without any outer layer nothing is boxed: the connection calls admission
+    /// directly.
+    ///
+    /// `#[balanced(layer = PATH)]` calls this with what the function at `PATH` returns; for a
+    /// layer whose type cannot be written, box it with [`OuterLayer::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::http::{HeaderValue, Request};
+    /// use axum::middleware::map_response;
+    /// use axum::response::Response;
+    ///
+    /// // Every answer, a shed `503` included, says which server gave it.
+    /// async fn stamp(mut res: Response) -> Response {
+    ///     res.headers_mut().insert("server", HeaderValue::from_static("intralb"));
+    ///     res
+    /// }
+    ///
+    /// let builder = intralb::Balancer::builder().layer(map_response(stamp));
+    /// # drop(builder);
+    /// ```
+    pub fn layer<L, B>(mut self, layer: L) -> Self
+    where
+        L: Layer<Admission> + Send + Sync + 'static,
+        L::Service: Service<Request<axum_core::body::Body>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<axum_core::body::Body>>>::Future: Send + 'static,
+        <L::Service as Service<Request<axum_core::body::Body>>>::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.layers.push(layer);
         self
     }
 }

@@ -28,6 +28,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::dispatch::{Dispatch, Shared};
+use crate::layer::Admission;
 use crate::router::RouterService;
 use crate::send::{Sending, StreamExecutor, Watch, WatchedIo};
 use crate::tally::Tally;
@@ -82,6 +83,8 @@ pub(crate) struct Connections {
     pub(crate) timeouts: Timeouts,
     /// Connection tasks alive.
     pub(crate) open: Arc<Tally>,
+    /// The outer layers around admission, if any (see `layer.rs`).
+    pub(crate) outer: Option<Admission>,
 }
 
 /// Where a connection is in its life, for its watchdog.
@@ -114,6 +117,7 @@ impl Connections {
             shared: Arc::clone(shared),
             router: router.clone(),
             activity: Arc::clone(&activity),
+            outer: self.outer.clone(),
         };
         let http = self.http.clone();
         let timeouts = self.timeouts;

@@ -17,10 +17,11 @@ use tracing::Instrument;
 use crate::body::{Bodies, RequestBody};
 use crate::catch_unwind::{panic_message, CatchUnwind};
 use crate::connection::Activity;
+use crate::layer::Admission;
 use crate::outcome::Outcome;
 use crate::pool::{Pool, Rejected};
 use crate::probes::Probes;
-use crate::response::{answer, ResponseBody};
+use crate::response::{answer, layered, ResponseBody};
 use crate::router::RouterService;
 use crate::send::{Sending, Watched};
 
@@ -73,6 +74,8 @@ pub(crate) struct Dispatch<S> {
     pub(crate) router: S,
     /// What the connection's watchdog sees of its requests.
     pub(crate) activity: Arc<Activity>,
+    /// The outer layers around admission, if any were given (see `layer.rs`).
+    pub(crate) outer: Option<Admission>,
 }
 
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
@@ -84,8 +87,9 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         let shared = Arc::clone(&self.shared);
         let router = self.router.clone();
         let running = self.activity.start();
+        let outer = self.outer.clone();
         Box::pin(async move {
-            let response = dispatch(&shared, router, req).await;
+            let response = dispatch(&shared, router, outer, req).await;
             drop(running);
             Ok(response)
         })
@@ -95,13 +99,21 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
 async fn dispatch<S: RouterService>(
     shared: &Shared,
     router: S,
+    outer: Option<Admission>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody<S::Body>> {
     if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
         return answer;
     }
     let http1 = req.version() < Version::HTTP_2;
-    let mut response = run(shared, router, req).await;
+    let mut response = match outer {
+        None => run(shared, router, req).await,
+        // The body is read first, as without layers; admission runs inside the layers.
+        Some(outer) => match read_body(shared, req).await {
+            Ok(req) => layered(outer.run(req).await),
+            Err(answer) => answer,
+        },
+    };
     // While draining, HTTP/1 clients are told to reconnect (elsewhere); HTTP/2 gets GOAWAY.
     if http1 && shared.is_draining() {
         response
@@ -111,15 +123,26 @@ async fn dispatch<S: RouterService>(
     response
 }
 
-/// Admission, a worker, and the router under the deadline and the panic guard.
+/// The body read, then admission.
 async fn run<S: RouterService>(
     shared: &Shared,
-    mut router: S,
+    router: S,
     req: Request<Incoming>,
 ) -> Response<ResponseBody<S::Body>> {
+    match read_body(shared, req).await {
+        Ok(req) => admit(shared, router, req).await,
+        Err(answer) => answer,
+    }
+}
+
+/// A small body read whole before the request may take a queue place or a worker; `Err` with
+/// the answer when it cannot be.
+async fn read_body<B>(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Request<RequestBody>, Response<ResponseBody<B>>> {
     let pool = &shared.pool;
     let counters = &pool.counters;
-    // A small body is read whole before the request may take a queue place or a worker.
     let (parts, body) = req.into_parts();
     // A request still sending its body when the drain begins has not arrived: refused.
     let body = if http_body::Body::is_end_stream(&body) {
@@ -133,14 +156,23 @@ async fn run<S: RouterService>(
             _ = draining.wait_for(|draining| *draining) => Err(Outcome::ShuttingDown),
         }
     };
-    let body = match body {
-        Ok(body) => body,
+    match body {
+        Ok(body) => Ok(Request::from_parts(parts, body)),
         Err(outcome) => {
             counters.count(outcome);
-            return answer(outcome);
+            Err(answer(outcome))
         }
-    };
-    let mut req = Request::from_parts(parts, body);
+    }
+}
+
+/// Admission, a worker, and the router under the deadline and the panic guard.
+pub(crate) async fn admit<S: RouterService>(
+    shared: &Shared,
+    mut router: S,
+    mut req: Request<RequestBody>,
+) -> Response<ResponseBody<S::Body>> {
+    let pool = &shared.pool;
+    let counters = &pool.counters;
     // The request has arrived: its deadline starts.
     let arrival = Instant::now();
     let deadline = arrival + shared.timeout;

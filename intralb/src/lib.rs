@@ -98,6 +98,7 @@
 
 mod body;
 mod builder;
+mod cast;
 mod catch_unwind;
 mod config;
 mod connection;
@@ -109,6 +110,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod init;
+mod layer;
 mod listener;
 mod log;
 mod metrics;
@@ -136,6 +138,7 @@ pub use db::{Db, Rejection};
 pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
+pub use layer::{Admission, OuterLayer};
 pub use router::RouterService;
 pub use server::Server;
 pub use signal::shutdown_signal;

@@ -5,11 +5,31 @@ use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use crate::error::BoxError;
 use crate::outcome::Outcome;
 use crate::send::Watched;
 
-/// The router's body (watched for `send_timeout`), or one of intralb's own short text answers.
-pub(crate) type ResponseBody<B> = Either<Watched<B>, Full<Bytes>>;
+/// The response body of [`Admission`](crate::Admission), and of every response that passed an
+/// outer layer: axum's body, which boxes any other.
+pub(crate) type AdmissionBody = axum_core::body::Body;
+
+/// The router's body (watched for `send_timeout`), one of intralb's own short text answers, or,
+/// with outer layers, what they answered (boxed).
+pub(crate) type ResponseBody<B> = Either<Watched<B>, Either<Full<Bytes>, AdmissionBody>>;
+
+/// A response as an [`Admission`](crate::Admission) answers it: the body boxed.
+pub(crate) fn boxed<B>(response: Response<ResponseBody<B>>) -> Response<AdmissionBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(AdmissionBody::new)
+}
+
+/// A response that went through the outer layers.
+pub(crate) fn layered<B>(response: Response<AdmissionBody>) -> Response<ResponseBody<B>> {
+    response.map(|body| Either::Right(Either::Right(body)))
+}
 
 /// intralb's own answer for `outcome`: `Retry-After` on every `503`, `Connection: close` when
 /// shutting down or when the body could not be read.
@@ -28,7 +48,7 @@ pub(crate) fn answer<B>(outcome: Outcome) -> Response<ResponseBody<B>> {
 
 /// A short plain-text answer.
 pub(crate) fn text<B>(status: StatusCode, body: Bytes) -> Response<ResponseBody<B>> {
-    let mut response = Response::new(Either::Right(Full::new(body)));
+    let mut response = Response::new(Either::Right(Either::Left(Full::new(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

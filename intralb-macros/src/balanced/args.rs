@@ -99,6 +99,8 @@ intralb_settings::settings!(keys);
 pub(crate) const SERVE: &str = "serve";
 /// `crate = "path"`: the path of the runtime crate in generated code.
 pub(crate) const CRATE: &str = "crate";
+/// `layer = PATH`: a function returning a tower layer in front of admission.
+pub(crate) const LAYER: &str = "layer";
 
 /// Keys that are not valid but that users plausibly mean as a valid one.
 const ALIASES: &[(&str, &str)] = &[
@@ -120,6 +122,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("logging", "log"),
     ("name", "serve"),
     ("fn_name", "serve"),
+    ("layers", "layer"),
+    ("middleware", "layer"),
+    ("outer", "layer"),
 ];
 
 /// One `key = value` the user gave for a runtime key.
@@ -138,6 +143,8 @@ pub(crate) struct Args {
     pub(crate) settings: Vec<Setting>,
     pub(crate) serve: Option<Ident>,
     pub(crate) krate: Option<CratePath>,
+    /// `layer = PATH`, as written.
+    pub(crate) layer: Option<syn::ExprPath>,
     /// Every valid key given, with a usable value or not.
     seen: Vec<&'static str>,
 }
@@ -175,7 +182,7 @@ impl Args {
     /// Every key `#[balanced]` accepts.
     pub(crate) fn valid_keys() -> Vec<&'static str> {
         let mut keys: Vec<_> = Key::ALL.iter().map(|key| key.name()).collect();
-        keys.extend([SERVE, CRATE]);
+        keys.extend([SERVE, CRATE, LAYER]);
         keys
     }
 
@@ -192,6 +199,7 @@ impl Args {
                 }
             }
             None if name == SERVE => self.serve = errors.ok(value::parse_ident(expr)),
+            None if name == LAYER => self.layer = errors.ok(value::parse_layer(expr)),
             None => self.krate = errors.ok(CratePath::from_expr(expr)),
         }
     }
@@ -206,6 +214,7 @@ fn example(name: &str) -> &'static str {
     match (name, kind) {
         (SERVE, _) => "serve_admin",
         (CRATE, _) => "\"my_intralb\"",
+        (LAYER, _) => "outer",
         (_, Some(Kind::Count)) => "100",
         (_, Some(Kind::Duration)) => "\"5s\"",
         (_, Some(Kind::Addr)) => "\"127.0.0.1:8080\"",
