@@ -41,6 +41,7 @@
 mod balanced;
 mod common;
 mod db_init;
+mod setup;
 
 use proc_macro::TokenStream;
 
@@ -350,4 +351,59 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn db_init(args: TokenStream, item: TokenStream) -> TokenStream {
     db_init::db_init(args.into(), item.into()).into()
+}
+
+/// Runs the annotated function once per process, before the first worker starts: a schema
+/// migration, say.
+///
+/// Initializers (`#[db_init]`) run once per worker, and workers start concurrently, so a
+/// migration in one runs several times at once (two `CREATE TABLE` at once can fail). A setup
+/// function runs once, before any initializer; the generated `serve` (and the builder
+/// `#[balanced]` generates) runs every setup function of the program, in the order of their
+/// paths, each to its end. An error or a panic stops the start: `serve` returns an error
+/// naming the function (`ErrorKind::Setup`), before anything is bound.
+///
+/// # Syntax
+///
+/// ```ignore
+/// #[setup]
+/// async fn NAME() -> Result<(), E>
+/// #[setup]
+/// fn NAME() -> Result<(), E>
+/// #[setup]
+/// async fn NAME()
+/// #[setup(crate = "path")]
+/// ```
+///
+/// A blocking function runs on tokio's blocking thread pool. `E` must convert into
+/// `Box<dyn std::error::Error + Send + Sync>`. The function takes no parameters, has no
+/// generics, and stays callable as written. `crate = "path"` is as for
+/// [`#[db_init]`](macro@db_init).
+///
+/// # Examples
+///
+/// ```ignore
+/// use rusqlite::Connection;
+///
+/// #[intralb::setup]
+/// fn migrate() -> rusqlite::Result<()> {
+///     let conn = Connection::open("notes.db")?;
+///     conn.execute_batch("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)")
+/// }
+/// ```
+///
+/// # What it expands to
+///
+/// ```ignore
+/// intralb::__private::inventory::submit! {
+///     intralb::__private::RegisteredSetup::new(|| {
+///         intralb::__private::Setup::blocking(concat!(module_path!(), "::", "migrate"), || migrate())
+///     })
+/// }
+/// ```
+///
+/// Without macros: `Builder::setup(migrate)` (an `async fn`).
+#[proc_macro_attribute]
+pub fn setup(args: TokenStream, item: TokenStream) -> TokenStream {
+    setup::setup(args.into(), item.into()).into()
 }

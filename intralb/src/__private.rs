@@ -7,6 +7,7 @@ pub use inventory;
 
 pub use crate::builder::Builder;
 pub use crate::init::{ok, DbInit, Initializer};
+pub use crate::setup::{RegisteredSetup, Setup};
 pub use crate::worker_id::WorkerId;
 
 use crate::router::RouterService;

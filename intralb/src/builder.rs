@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{BoxError, Result};
 use crate::init::{self, Initializer};
 use crate::layer::{Admission, Layers};
+use crate::setup::{self, Setup};
 use crate::worker_id::WorkerId;
 
 /// Entry point of the builder API: [`Balancer::builder()`].
@@ -143,6 +144,7 @@ pub struct Builder {
     pub(crate) config: Config,
     pub(crate) inits: Vec<Initializer>,
     pub(crate) layers: Layers,
+    pub(crate) setups: Vec<Setup>,
 }
 
 impl Builder {
@@ -203,16 +205,69 @@ impl Builder {
         self
     }
 
+    /// Adds a step to run once, before the first worker starts (before any initializer): a
+    /// schema migration, say, which initializers (run once per worker, concurrently) cannot do
+    /// safely. Steps run in the order given, each to its end; an error or a panic stops the
+    /// start with [`ErrorKind::Setup`](crate::ErrorKind::Setup), naming the step.
+    ///
+    /// `#[intralb::setup]` on an `async fn` declares one for the whole program; see
+    /// [`registered_setups`](Self::registered_setups).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> intralb::Result<()> {
+    /// async fn migrate() -> Result<(), std::io::Error> {
+    ///     Ok(()) // CREATE TABLE IF NOT EXISTS ...
+    /// }
+    ///
+    /// let server = intralb::Balancer::builder()
+    ///     .setup(migrate)
+    ///     .start(axum::Router::new())
+    ///     .await?;
+    /// server.stop().await
+    /// # }
+    /// ```
+    pub fn setup<F, Fut, E>(mut self, step: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.setups
+            .push(Setup::new(std::any::type_name::<F>(), step));
+        self
+    }
+
+    /// Adds every step declared with `#[setup]` in the program (the builder `#[balanced]`
+    /// generates does), in the order of their paths.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = intralb::Balancer::builder()
+    ///     .registered_setups()
+    ///     .registered_db_inits();
+    /// # drop(builder);
+    /// ```
+    pub fn registered_setups(mut self) -> Self {
+        self.setups.extend(setup::registered());
+        self
+    }
+
     /// Adds a tower layer *in front of admission*: it sees every request before it takes a
     /// queue place, and every answer, intralb's own `503` and `504` included. CORS, auth,
     /// request ids and tracing that must also cover those answers go here; middleware that
     /// needs a worker's resources goes on the router (`Router::layer`).
     ///
     /// Each call wraps the layers given before it (the last one is the outermost), as
-    /// `Router::layer` does. The layer's service receives a `Request<`[`RequestBody`]`>` whose
-    /// body intralb has already read (under `body_timeout`, before any layer runs); it may
-    /// pass on another body type, and may answer with any body of [`Bytes`](bytes::Bytes) (a
-    /// compression layer's, say), which is boxed. Health, readiness and metrics probes are
+    /// `Router::layer` does. The layer's service receives axum's `Request` (an
+    /// `axum::body::Body` holding the body intralb has already read, under `body_timeout`,
+    /// before any layer runs), so axum's `middleware::from_fn` works as tower-http's layers do;
+    /// it may pass on another body type, and may answer with any body of
+    /// [`Bytes`](bytes::Bytes) (a compression layer's, say), which is boxed into an
+    /// `axum::body::Body`. Health, readiness and metrics probes are
     /// answered before the outer layers. An error of the layer's service is answered `500`
     /// and logged. Without any outer layer nothing is boxed: the connection calls admission
     /// directly.

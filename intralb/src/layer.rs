@@ -7,6 +7,11 @@
 //! the deadline. Without any outer layer none of this exists: the connection calls admission
 //! directly, with nothing boxed.
 //!
+//! The layers see axum's request and response types (`axum::body::Body` both ways), so that
+//! axum's own middleware (`from_fn`, `map_response`) works there as well as tower-http's. The
+//! request body is the [`RequestBody`] intralb read, in axum's box; the router gets it back in
+//! a [`RequestBody`] (boxed once more, which only the layered path pays).
+//!
 //! Every layer boundary is type-erased: the service a layer wraps is an [`Admission`], whatever
 //! came before it, and what the layer makes of it is erased into an [`Admission`] again. The
 //! erased service is cloned for each request (as axum's `Router` does with its routes), so a
@@ -40,11 +45,11 @@ type LayerBody = axum_core::body::Body;
 /// The service an outer layer wraps: intralb's admission (a queue place, a worker, the
 /// deadline) in front of the router, with the outer layers added before this one.
 ///
-/// It takes a `Request` of any [`http_body::Body`] of [`Bytes`], so a layer may change the
-/// request body's type (axum's `middleware::from_fn` hands on an `axum::body::Body`): the router
-/// still receives a [`RequestBody`], the one it was given when the body type was not changed,
-/// else one wrapping the layer's. Its response body is an [`AdmissionBody`]; it never fails
-/// (an error of an outer layer is answered `500` and logged).
+/// It takes a `Request` of any [`http_body::Body`] of [`Bytes`] (the outermost layer is given
+/// axum's `Request`, an `axum::body::Body` holding the body intralb already read), and the
+/// router receives it as a [`RequestBody`]. It answers with axum's `Response` (an
+/// `axum::body::Body`), intralb's own `503`/`504` included, and never fails: an error of an
+/// outer layer is answered `500` and logged.
 ///
 /// You never build one; you name it in the bounds of a layer (`impl Layer<Admission>`).
 ///

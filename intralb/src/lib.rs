@@ -123,6 +123,7 @@ mod router;
 mod send;
 mod serve;
 mod server;
+mod setup;
 mod signal;
 mod stats;
 mod tally;
@@ -146,4 +147,4 @@ pub use stats::{Percentiles, Stats};
 pub use worker_id::WorkerId;
 
 #[doc(inline)]
-pub use intralb_macros::{balanced, db_init};
+pub use intralb_macros::{balanced, db_init, setup};

@@ -278,6 +278,8 @@ impl Builder {
     async fn prepare(&self) -> Result<(Arc<Shared>, ServeOptions)> {
         self.config.validate()?;
         init::check_unique(&self.inits)?;
+        // Once per process, before any worker's initializers.
+        crate::setup::run_all(&self.setups).await?;
         let probes = Probes::new(&self.config.probes);
         // Before the pool registers its metrics handles, so they bind to this recorder.
         #[cfg(feature = "prometheus")]

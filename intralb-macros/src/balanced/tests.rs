@@ -270,7 +270,7 @@ fn only_the_keys_given_become_setters() {
         .split_once("pub fn app_builder () -> :: intralb :: __private :: Builder")
         .expect("the builder is generated")
         .1;
-    assert!(builder.contains(":: intralb :: __private :: Builder :: new () . queue (5usize) . timeout (:: core :: time :: Duration :: from_nanos (250000000u64)) . addr (:: intralb :: __private :: socket_addr (\"127.0.0.1:8080\")) . log (true) . registered_db_inits ()"), "{builder}");
+    assert!(builder.contains(":: intralb :: __private :: Builder :: new () . queue (5usize) . timeout (:: core :: time :: Duration :: from_nanos (250000000u64)) . addr (:: intralb :: __private :: socket_addr (\"127.0.0.1:8080\")) . log (true) . registered_setups () . registered_db_inits ()"), "{builder}");
     assert!(!builder.contains("max_concurrent"), "{builder}");
     assert!(
         serve.starts_with(" () -> :: intralb :: Result < () >"),
@@ -293,7 +293,7 @@ fn a_layer_is_called_and_added_to_the_builder() {
         ),
     );
     assert!(
-        out.contains(". queue (5usize) . layer (outer :: cors ()) . registered_db_inits ()"),
+        out.contains(". queue (5usize) . layer (outer :: cors ()) . registered_setups () . registered_db_inits ()"),
         "{out}"
     );
     assert!(
