@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
 use super::value::{self, Kind, Value};
-use crate::common::{CratePath, Errors, KeyValues};
+use crate::common::{self, CratePath, Errors, KeyValues};
 
 /// Generates [`Key`] from the settings' one declaration (the `intralb-settings` crate), so the
 /// keys accepted here are exactly the runtime's settings.
@@ -163,6 +163,14 @@ impl Args {
         let seen = syntax.parse(tokens, errors, |key, expr, errors| {
             args.set(key, expr, errors);
         });
+        if !seen.contains(&CRATE) {
+            if let (path, Some(renamed)) =
+                common::default_or_renamed("#[balanced]", Span::call_site())
+            {
+                errors.push(renamed);
+                args.krate = Some(path);
+            }
+        }
         args.seen = seen;
         args
     }

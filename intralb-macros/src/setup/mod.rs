@@ -20,9 +20,17 @@ pub(crate) fn setup(args: TokenStream, item: TokenStream) -> TokenStream {
         aliases: &[],
         example: |_| "\"my_intralb\"",
     };
-    syntax.parse(args, &mut errors, |_, expr, errors| {
+    let seen = syntax.parse(args, &mut errors, |_, expr, errors| {
         krate = errors.ok(CratePath::from_expr(expr));
     });
+    if !seen.contains(&CRATE) {
+        if let (path, Some(renamed)) =
+            common::default_or_renamed("#[setup]", proc_macro2::Span::call_site())
+        {
+            errors.push(renamed);
+            krate = Some(path);
+        }
+    }
     let func = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(func)) => Some(func),
         _ => {
