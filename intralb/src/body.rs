@@ -32,7 +32,7 @@ use crate::outcome::Outcome;
 /// The body of a request as the router receives it: empty, read whole before admission, or
 /// streaming from the client under a read timeout.
 ///
-/// It implements [`http_body::Body`], so axum's extractors (`Json`, `Bytes`, `String`,
+/// It implements [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html), so axum's extractors (`Json`, `Bytes`, `String`,
 /// `Body::into_data_stream`, …) take it as they take hyper's.
 pub struct RequestBody {
     kind: Kind,

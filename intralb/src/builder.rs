@@ -266,7 +266,7 @@ impl Builder {
     /// `axum::body::Body` holding the body intralb has already read, under `body_timeout`,
     /// before any layer runs), so axum's `middleware::from_fn` works as tower-http's layers do;
     /// it may pass on another body type, and may answer with any body of
-    /// [`Bytes`](bytes::Bytes) (a compression layer's, say), which is boxed into an
+    /// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) (a compression layer's, say), which is boxed into an
     /// `axum::body::Body`. Health, readiness and metrics probes are
     /// answered before the outer layers. An error of the layer's service is answered `500`
     /// and logged. Without any outer layer nothing is boxed: the connection calls admission

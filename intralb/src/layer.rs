@@ -45,7 +45,7 @@ type LayerBody = axum_core::body::Body;
 /// The service an outer layer wraps: intralb's admission (a queue place, a worker, the
 /// deadline) in front of the router, with the outer layers added before this one.
 ///
-/// It takes a `Request` of any [`http_body::Body`] of [`Bytes`] (the outermost layer is given
+/// It takes a `Request` of any [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html) of [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) (the outermost layer is given
 /// axum's `Request`, an `axum::body::Body` holding the body intralb already read), and the
 /// router receives it as a [`RequestBody`]. It answers with axum's `Response` (an
 /// `axum::body::Body`), intralb's own `503`/`504` included, and never fails: an error of an
