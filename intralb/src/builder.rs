@@ -262,15 +262,18 @@ impl Builder {
     /// needs a worker's resources goes on the router (`Router::layer`).
     ///
     /// Each call wraps the layers given before it (the last one is the outermost), as
-    /// `Router::layer` does. The layer's service receives axum's `Request` (an
-    /// `axum::body::Body` holding the body intralb has already read, under `body_timeout`,
-    /// before any layer runs), so axum's `middleware::from_fn` works as tower-http's layers do;
-    /// it may pass on another body type, and may answer with any body of
-    /// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) (a compression layer's, say), which is boxed into an
-    /// `axum::body::Body`. Health, readiness and metrics probes are
-    /// answered before the outer layers. An error of the layer's service is answered `500`
-    /// and logged. Without any outer layer nothing is boxed: the connection calls admission
-    /// directly.
+    /// `Router::layer` does. The layer's service receives axum's `Request`: an
+    /// `axum::body::Body` holding the body intralb has already read (under `body_timeout`,
+    /// before any layer runs), so axum's `middleware::from_fn` works as tower-http's layers
+    /// do. It may pass on another body type, and may answer with any body of
+    /// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) (a compression layer's,
+    /// say), which is boxed into an `axum::body::Body`. An error of the layer's service is
+    /// answered `500` and logged.
+    ///
+    /// Answered before the outer layers, without passing them: the health, readiness and
+    /// metrics probes, and what reading the body answers (`408`, `400`, and `503` when the
+    /// bodies' budget is full or a drain begins during the read). Without any outer layer
+    /// nothing is boxed: the connection calls admission directly.
     ///
     /// `#[balanced(layer = PATH)]` calls this with what the function at `PATH` returns; for a
     /// layer whose type cannot be written, box it with [`OuterLayer::new`].

@@ -80,17 +80,8 @@ impl Server {
     ///
     /// Only if the server task itself panicked, which is a bug in intralb.
     pub async fn wait(self) -> Result<()> {
-        // Kept until the end, so that waiting does not stop the server.
-        let Server { task, stop, .. } = self;
-        let result = task.await;
-        drop(stop);
-        result.map_err(|join| {
-            Error::new(
-                ErrorKind::Io,
-                "the server task failed; this is a bug in intralb",
-            )
-            .with_source(join)
-        })
+        // Dropping `stop` leaves the server running: only a sent stop stops it.
+        join(self.task).await
     }
 
     /// Begins the graceful shutdown now, as a signal would, and waits until the drain is over:
@@ -111,16 +102,20 @@ impl Server {
     /// # }
     /// ```
     pub async fn stop(self) -> Result<()> {
-        let Server {
-            local_addr,
-            pool,
-            task,
-            stop,
-        } = self;
-        let _ = stop.send(());
-        let (stop, _) = oneshot::channel();
-        Server::new(local_addr, pool, task, stop).wait().await
+        let _ = self.stop.send(());
+        join(self.task).await
     }
+}
+
+/// Waits for the server task to end.
+async fn join(task: JoinHandle<()>) -> Result<()> {
+    task.await.map_err(|join| {
+        Error::new(
+            ErrorKind::Io,
+            "the server task failed; this is a bug in intralb",
+        )
+        .with_source(join)
+    })
 }
 
 impl Builder {
