@@ -192,3 +192,23 @@ async fn a_started_server_serves_on_the_loopback_until_stopped() {
         "the listener is closed once stopped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_may_answer_with_a_body_of_another_type() {
+    use http_body_util::BodyExt;
+    use tower_http::map_response_body::MapResponseBodyLayer;
+
+    // What a compression layer does: the response body becomes another type of body.
+    let shout = MapResponseBodyLayer::new(|body: axum::body::Body| {
+        body.map_frame(|frame| frame.map_data(|data| data.to_ascii_uppercase().into()))
+    });
+    let app = Router::new().route("/", get(|| async { "hello" }));
+    let server = start(
+        Balancer::builder().max_concurrent(1).queue(0).layer(shout),
+        app,
+    )
+    .await;
+    let reply = fetch(server.addr(), "/").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "HELLO"));
+    server.stop().await;
+}
