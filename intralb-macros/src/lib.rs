@@ -393,9 +393,11 @@ pub fn db_init(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Initializers (`#[db_init]`) run once per worker, and workers start concurrently, so a
 /// migration in one runs several times at once (two `CREATE TABLE` at once can fail). A setup
-/// function runs once, before any initializer; the generated `serve` (and the builder
-/// `#[balanced]` generates) runs every setup function of the program, in the order of their
-/// paths, each to its end. An error or a panic stops the start: `serve` returns an error
+/// function runs once per process, before any initializer; the generated `serve` (and the
+/// builder `#[balanced]` generates) runs every setup function of the program, in the order of
+/// their paths, each to its end. Another server started in the same process (a second
+/// `#[balanced]` router, a test starting the app again) waits for that run rather than running
+/// it again; after a failure, the next start runs it again. An error or a panic stops the start: `serve` returns an error
 /// naming the function (`ErrorKind::Setup`), before anything is bound.
 ///
 /// # Syntax

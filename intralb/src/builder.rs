@@ -208,7 +208,8 @@ impl Builder {
     /// Adds a step to run once, before the first worker starts (before any initializer): a
     /// schema migration, say, which initializers (run once per worker, concurrently) cannot do
     /// safely. Steps run in the order given, each to its end; an error or a panic stops the
-    /// start with [`ErrorKind::Setup`](crate::ErrorKind::Setup), naming the step.
+    /// start with [`ErrorKind::Setup`](crate::ErrorKind::Setup), naming the step. A step given
+    /// here runs at every start of this builder.
     ///
     /// `#[intralb::setup]` on an `async fn` declares one for the whole program; see
     /// [`registered_setups`](Self::registered_setups).
@@ -241,7 +242,9 @@ impl Builder {
     }
 
     /// Adds every step declared with `#[setup]` in the program (the builder `#[balanced]`
-    /// generates does), in the order of their paths.
+    /// generates does), in the order of their paths. Each runs once per process: a second
+    /// start (another router, a test starting the app again) waits for the first one's run
+    /// instead of running it again, and runs it again only if it failed.
     ///
     /// # Examples
     ///

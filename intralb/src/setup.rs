@@ -2,13 +2,19 @@
 //! [`Builder::setup`](crate::Builder::setup)), such as a schema migration.
 //!
 //! Initializers run once per worker, and workers start concurrently: a migration there runs
-//! several times at once. A setup runs once, before any initializer, and its failure stops the
-//! start with an error naming it.
+//! several times at once. A setup runs before any initializer, and its failure stops the start
+//! with an error naming it. One declared with `#[setup]` runs once per process, however many
+//! servers start (two `#[balanced]` routers, a test starting the app again): the first start
+//! runs it, the others wait for it, and after a failure the next start tries again. One given
+//! to [`Builder::setup`](crate::Builder::setup) runs at each start of that builder.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use crate::catch_unwind::{panic_message, CatchUnwind};
 use crate::error::{BoxError, Error, ErrorKind, Result};
@@ -21,6 +27,8 @@ type Run = dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>
 pub struct Setup {
     name: &'static str,
     run: Arc<Run>,
+    /// For a registered setup: done once per process.
+    once: Option<Arc<OnceCell<()>>>,
 }
 
 impl fmt::Debug for Setup {
@@ -43,6 +51,7 @@ impl Setup {
                 let fut = f();
                 Box::pin(async move { fut.await.map_err(Into::into) })
             }),
+            once: None,
         }
     }
 
@@ -66,29 +75,34 @@ impl Setup {
     }
 }
 
-/// Runs every step in order, each to its end before the next; the first failure (or panic)
-/// is the error.
+/// Runs every step in order, each to its end before the next (a registered one only if no start
+/// of this process has run it yet); the first failure (or panic) is the error.
 pub(crate) async fn run_all(setups: &[Setup]) -> Result<()> {
     for setup in setups {
-        let failed = |message: String, source: Option<BoxError>| {
-            let error = Error::new(
-                ErrorKind::Setup,
-                format!("setup `{}` failed: {message}", setup.name),
-            );
-            match source {
-                Some(source) => error.with_source(source),
-                None => error,
+        let run = || async {
+            match CatchUnwind::new((setup.run)()).await {
+                Ok(Ok(())) => {
+                    tracing::debug!(setup = setup.name, "setup done");
+                    Ok(())
+                }
+                Ok(Err(source)) => Err(Error::new(
+                    ErrorKind::Setup,
+                    format!("setup `{}` failed: {source}", setup.name),
+                )
+                .with_source(source)),
+                Err(panic) => Err(Error::new(
+                    ErrorKind::Setup,
+                    format!(
+                        "setup `{}` failed: it panicked: {}",
+                        setup.name,
+                        panic_message(&*panic)
+                    ),
+                )),
             }
         };
-        match CatchUnwind::new((setup.run)()).await {
-            Ok(Ok(())) => tracing::debug!(setup = setup.name, "setup done"),
-            Ok(Err(source)) => return Err(failed(source.to_string(), Some(source))),
-            Err(panic) => {
-                return Err(failed(
-                    format!("it panicked: {}", panic_message(&*panic)),
-                    None,
-                ))
-            }
+        match &setup.once {
+            Some(once) => once.get_or_try_init(run).await.map(|_| ())?,
+            None => run().await?,
         }
     }
     Ok(())
@@ -107,13 +121,25 @@ impl RegisteredSetup {
     }
 }
 
+/// Whether each registered setup has run in this process, by its path (unique: a function's).
+static DONE: Mutex<BTreeMap<&'static str, Arc<OnceCell<()>>>> = Mutex::new(BTreeMap::new());
+
 inventory::collect!(RegisteredSetup);
 
-/// Every setup declared with `#[setup]` in the program, in a stable order (by path).
+/// Every setup declared with `#[setup]` in the program, in a stable order (by path), each to
+/// run once per process.
 pub(crate) fn registered() -> Vec<Setup> {
     let mut setups: Vec<Setup> = inventory::iter::<RegisteredSetup>
         .into_iter()
-        .map(|r| (r.make)())
+        .map(|r| {
+            let setup = (r.make)();
+            let mut done = DONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let once = Arc::clone(done.entry(setup.name).or_default());
+            Setup {
+                once: Some(once),
+                ..setup
+            }
+        })
         .collect();
     setups.sort_by_key(|s| s.name);
     setups
