@@ -34,7 +34,8 @@
 //! Each macro is a pipeline in its own module: `balanced::args` parses the attribute into a
 //! model that keeps every value's span, `balanced::validate` checks what needs more than one
 //! value, and `balanced::expand` writes the code; `db_init::args` parses its attribute,
-//! `db_init::signature` reads the function, and `db_init::expand` writes its registration.
+//! `db_init::signature` reads the function, and `db_init::expand` writes its registration;
+//! `setup` does the same for `#[setup]`, in one file.
 //! `common` holds what both share, the `key = value` parser included. Every error is spanned at the offending token,
 //! all errors are reported at once, and the user's item is always emitted unchanged next to
 //! them.

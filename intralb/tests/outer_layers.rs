@@ -212,3 +212,54 @@ async fn a_layer_may_answer_with_a_body_of_another_type() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "HELLO"));
     server.stop().await;
 }
+
+/// A layer whose service always fails (as a tower service may, with an error for its caller).
+#[derive(Clone)]
+struct Failing;
+
+impl<S> tower_layer::Layer<S> for Failing {
+    type Service = Failing;
+
+    fn layer(&self, _: S) -> Failing {
+        Failing
+    }
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for Failing {
+    type Response = Response;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Response, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::http::Request<B>) -> Self::Future {
+        std::future::ready(Err(std::io::Error::other("the layer broke")))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outer_layers_error_is_answered_500_over_http2_too() {
+    let server = start(Balancer::builder().layer(Failing), Router::new()).await;
+    assert_eq!(fetch(server.addr(), "/").await.status, 500);
+    assert_eq!(
+        fetch_with(&h2_client(), server.addr(), "/").await.status,
+        500
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outer_layers_serve_http2() {
+    let app = Router::new().route("/", get(|| async { "Hello World" }));
+    let server = start(Balancer::builder().layer(CorsLayer::permissive()), app).await;
+    let origin: &[(&str, &str)] = &[("origin", "https://app.example")];
+    let reply = send(&h2_client(), server.addr(), Method::GET, "/", origin, "").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hello World"));
+    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    server.stop().await;
+}
