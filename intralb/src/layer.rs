@@ -249,6 +249,24 @@ impl fmt::Debug for OuterLayer {
 
 impl OuterLayer {
     /// Boxes `layer`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::http::HeaderValue;
+    /// use axum::middleware::map_response;
+    /// use axum::response::Response;
+    /// use intralb::OuterLayer;
+    ///
+    /// async fn stamp(mut res: Response) -> Response {
+    ///     res.headers_mut().insert("server", HeaderValue::from_static("intralb"));
+    ///     res
+    /// }
+    ///
+    /// let layer = OuterLayer::new(map_response(stamp));
+    /// let builder = intralb::Balancer::builder().layer(layer);
+    /// # drop(builder);
+    /// ```
     pub fn new<L, B>(layer: L) -> Self
     where
         L: Layer<Admission> + Send + Sync + 'static,
