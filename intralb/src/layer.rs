@@ -154,17 +154,64 @@ where
 {
     type Response = Response<AdmissionBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = AdmissionFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Admission waits for a worker inside the call, under the request's deadline.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> AdmissionFuture {
         // Not boxed again if it is axum's body already.
-        let response = (self.call)(req.map(LayerBody::new));
-        Box::pin(async move { Ok(response.await) })
+        AdmissionFuture((self.call)(req.map(LayerBody::new)))
+    }
+}
+
+/// The future of [`Admission`]'s answer, which never fails: what a hand-written outer layer's
+/// service gets from its inner service.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::task::{Context, Poll};
+///
+/// use axum::extract::Request;
+/// use intralb::{Admission, AdmissionFuture};
+/// use tower_service::Service;
+///
+/// /// Counts the requests that reach admission.
+/// #[derive(Clone)]
+/// struct Counted(Admission, std::sync::Arc<std::sync::atomic::AtomicU64>);
+///
+/// impl Service<Request> for Counted {
+///     type Response = <Admission as Service<Request>>::Response;
+///     type Error = Infallible;
+///     type Future = AdmissionFuture;
+///
+///     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+///         Service::<Request>::poll_ready(&mut self.0, cx)
+///     }
+///
+///     fn call(&mut self, req: Request) -> AdmissionFuture {
+///         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///         self.0.call(req)
+///     }
+/// }
+/// ```
+pub struct AdmissionFuture(BoxFuture<Response<AdmissionBody>>);
+
+impl fmt::Debug for AdmissionFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmissionFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for AdmissionFuture {
+    type Output = Result<Response<AdmissionBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
     }
 }
 

@@ -161,7 +161,7 @@ pub use db::{Db, Rejection};
 pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
-pub use layer::{Admission, OuterLayer};
+pub use layer::{Admission, AdmissionFuture, OuterLayer};
 pub use router::RouterService;
 pub use server::Server;
 pub use signal::shutdown_signal;
