@@ -1,5 +1,9 @@
-//! A microservice gateway: `/users` and `/products` routers behind request logging and a
+//! A microservice gateway: `/users` and `/products` routers behind request logging, CORS and a
 //! bearer-token check, each worker with its own upstream client.
+//!
+//! The logging, CORS and the token check are *outer* layers (`layer = outer`): they run before a
+//! request takes a queue place, so a request without the token is refused even when every
+//! worker is busy and the queue is full, and a shed `503` still carries its CORS headers.
 //!
 //! ```text
 //! GATEWAY_TOKEN=s3cret cargo run --example gateway
@@ -9,13 +13,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use intralb::{Db, WorkerId};
+use intralb::{Db, OuterLayer, WorkerId};
 use serde_json::{json, Value};
+use tower::ServiceBuilder;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 /// Stands in for a per-worker client of a backend service (a connection, a cache, ...).
@@ -76,16 +82,29 @@ async fn require_bearer(State(token): State<Arc<str>>, req: Request, next: Next)
         .into_response()
 }
 
-#[intralb::balanced(max_concurrent = 64, queue = 128, timeout = "5s", log = true)]
-fn gateway() -> Router {
+/// In front of admission: request logging (intralb's own `503`s included), CORS (preflights
+/// answered without a worker), then the token check.
+fn outer() -> OuterLayer {
     let token: Arc<str> = std::env::var("GATEWAY_TOKEN")
         .unwrap_or_else(|_| "demo-token".into())
         .into();
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET])
+        .allow_headers([header::AUTHORIZATION]);
+    OuterLayer::new(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            .layer(cors)
+            .layer(middleware::from_fn_with_state(token, require_bearer)),
+    )
+}
+
+#[intralb::balanced(max_concurrent = 64, queue = 128, timeout = "5s", log = true, layer = outer)]
+pub(crate) fn gateway() -> Router {
     Router::new()
         .nest("/users", users())
         .nest("/products", products())
-        .layer(middleware::from_fn_with_state(token, require_bearer))
-        .layer(TraceLayer::new_for_http())
 }
 
 #[tokio::main]

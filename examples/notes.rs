@@ -8,7 +8,6 @@
 //! The database is `notes.db`, or the file named by `NOTES_DB`. `/healthz`, `/readyz` and
 //! `/metrics` are answered by intralb itself.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::Path;
@@ -37,22 +36,27 @@ fn internal(error: rusqlite::Error) -> (StatusCode, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, "database error\n".into())
 }
 
-/// Every worker opens its own connection to the same file.
-#[intralb::db_init]
-fn open(_worker: WorkerId) -> rusqlite::Result<Connection> {
-    let path = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    // Workers start concurrently, and SQLite refuses (rather than waits on) a second switch to
-    // WAL in progress: one worker at a time sets the file up.
-    static SETUP: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = SETUP
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+fn db_path() -> String {
+    std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into())
+}
+
+/// Once, before the first worker starts: the file is set up (WAL, which the file keeps, and
+/// the table). Workers start concurrently, so their initializers must not do this: SQLite
+/// refuses (rather than waits on) a second switch to WAL in progress.
+#[intralb::setup]
+fn migrate() -> rusqlite::Result<()> {
+    let conn = Connection::open(db_path())?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-    )?;
+    )
+}
+
+/// Every worker opens its own connection to the same file.
+#[intralb::db_init]
+fn open(_worker: WorkerId) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(db_path())?;
+    conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
 

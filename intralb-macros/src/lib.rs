@@ -1,4 +1,5 @@
-//! Procedural macros for [intralb](https://docs.rs/intralb): `#[balanced]` and `#[db_init]`.
+//! Procedural macros for [intralb](https://docs.rs/intralb): `#[balanced]`, `#[db_init]` and
+//! `#[setup]`.
 //!
 //! Use them through the runtime crate, as `intralb::balanced` and `intralb::db_init`; this crate
 //! is an implementation detail, pinned by `intralb` to an exact version. The code they generate
@@ -33,7 +34,8 @@
 //! Each macro is a pipeline in its own module: `balanced::args` parses the attribute into a
 //! model that keeps every value's span, `balanced::validate` checks what needs more than one
 //! value, and `balanced::expand` writes the code; `db_init::args` parses its attribute,
-//! `db_init::signature` reads the function, and `db_init::expand` writes its registration.
+//! `db_init::signature` reads the function, and `db_init::expand` writes its registration;
+//! `setup` does the same for `#[setup]`, in one file.
 //! `common` holds what both share, the `key = value` parser included. Every error is spanned at the offending token,
 //! all errors are reported at once, and the user's item is always emitted unchanged next to
 //! them.
@@ -41,6 +43,7 @@
 mod balanced;
 mod common;
 mod db_init;
+mod setup;
 
 use proc_macro::TokenStream;
 
@@ -54,11 +57,20 @@ use proc_macro::TokenStream;
 /// pub async fn serve() -> intralb::Result<()>
 /// ```
 ///
-/// which starts the workers (running every [`#[db_init]`](macro@db_init) function for each),
+/// which runs every [`#[setup]`](macro@setup) function once, starts the workers (running every
+/// [`#[db_init]`](macro@db_init) function for each),
 /// builds the router once by calling your function, and serves it on `addr` with a bounded
 /// number of requests in flight (`max_concurrent`), a bounded queue in front of them (`queue`)
 /// and a deadline per request (`timeout`), until SIGINT or SIGTERM; then it drains in-flight
-/// requests for up to `shutdown_timeout` and returns. A bad setting (say, from an environment
+/// requests for up to `shutdown_timeout` and returns. Beside it, the attribute generates
+///
+/// ```ignore
+/// pub fn <router>_builder() -> intralb::Builder // `fn app()` → `app_builder()`
+/// ```
+///
+/// the `Builder` that `serve` uses (the attribute's settings and layer, every `#[setup]` and
+/// `#[db_init]`), with which a test starts the app on a free port:
+/// `app_builder().start(app()).await?` (see `intralb::Builder::start`). A bad setting (say, from an environment
 /// variable), a failing initializer or an address that cannot be bound is returned as an error
 /// before anything is served. The function may be `async`; it takes no parameters and has no
 /// generics.
@@ -104,9 +116,18 @@ use proc_macro::TokenStream;
 /// | `log` | warnings and errors | `INTRALB_LOG` | the default `tracing` subscriber, if the program installed none: unset, warnings and errors; `true`, from info; `false`, none (`RUST_LOG` filters) |
 /// | `serve` | `serve` | — | the name of the generated function (an identifier) |
 /// | `crate` | `"intralb"` | — | the path of the `intralb` crate, if renamed, e.g. `"my_intralb"` |
+/// | `layer` | none | — | the path of a function returning a tower layer to run in front of admission, e.g. `outer` |
+/// | `priority` | none | — | the path of a `fn(&http::request::Parts) -> intralb::Priority`, e.g. `classify` |
 ///
 /// Durations are [humantime](https://docs.rs/humantime) strings: `"250ms"`, `"5s"`, `"2m"`,
 /// `"1h 30m"`. Addresses are IP addresses and ports; host names are not resolved.
+///
+/// `layer = PATH` names a function, taking no arguments, that returns a tower layer to put *in
+/// front of admission*: it sees every request before it takes a queue place, and wraps every
+/// answer, intralb's own `503` and `504` included (CORS, authentication, request ids,
+/// tracing). Any layer `intralb::Builder::layer` accepts; `intralb::OuterLayer::new` boxes one
+/// whose type cannot be written. Middleware added with `Router::layer` inside the function
+/// runs inside a worker instead.
 ///
 /// `serve = name` lets two routers live in one module (say, a public API and an admin API on
 /// another port). `crate = "path"` is for a crate that depends on intralb under another name,
@@ -167,13 +188,20 @@ use proc_macro::TokenStream;
 ///     Router::new().route("/", get(|| async { "hello" }))
 /// }
 ///
+/// pub fn app_builder() -> intralb::Builder {
+///     intralb::Builder::new()
+///         .max_concurrent(64)
+///         .queue(256)
+///         .timeout(std::time::Duration::from_secs(2))
+///         .addr("0.0.0.0:8080".parse().unwrap())
+///         // `.layer(outer())` with `layer = outer`
+///         .registered_setups()
+///         .registered_db_inits()
+/// }
+///
 /// pub async fn serve() -> intralb::Result<()> {
 ///     intralb::__private::serve(
-///         intralb::Builder::new()
-///             .max_concurrent(64)
-///             .queue(256)
-///             .timeout(std::time::Duration::from_secs(2))
-///             .addr("0.0.0.0:8080".parse().unwrap()),
+///         app_builder(), // the environment's overrides are applied to it
 ///         async { app() }, // `async { app().await }` for an `async fn app`
 ///     )
 ///     .await
@@ -185,7 +213,12 @@ use proc_macro::TokenStream;
 ///
 /// # Compile errors
 ///
-/// Unknown keys (with a hint for a close misspelling), repeated keys, values of the wrong type,
+/// A function that returns an axum `Router<S>` still waiting for its state is told to call
+/// `.with_state(...)`; two `#[balanced]` in one module without `serve = ...` are told to name
+/// one (rustc reports the hidden item
+/// `two_balanced_in_one_module__name_one_with__serve_eq_another_name` defined twice, beside
+/// `serve`); a crate that depends on intralb under another name is told to add
+/// `crate = "..."`. Unknown keys (with a hint for a close misspelling), repeated keys, values of the wrong type,
 /// out-of-range numbers, `max_concurrent = 0`, a zero `timeout`, `min_workers` above
 /// `max_concurrent`, durations and addresses that do not parse, and a function that takes
 /// parameters, is generic, is a method, is `unsafe` or `extern`, or returns nothing. All of them
@@ -244,7 +277,12 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `Box<dyn std::error::Error + Send + Sync>`. Any other return type is the resource itself.
 /// A blocking function runs on tokio's blocking thread pool; an `async fn` runs on the runtime.
 /// Each resource type may be produced by one initializer only, or `Db<T>` would not know which
-/// to give; the runtime rejects a duplicate when it starts.
+/// to give; the runtime rejects a duplicate when it starts, with an error that says to wrap one
+/// in a newtype (`struct Replica(Connection);`, then `Db<Replica>`).
+///
+/// Workers start concurrently, so this function runs concurrently for several workers (at
+/// startup, `min_workers` at once). What must run once, such as a schema migration, goes in a
+/// [`#[setup]`](macro@setup) function, which runs before any initializer.
 ///
 /// The parameter's pattern and the spelling of its type are yours (`_: intralb::WorkerId`
 /// works). The function must be a free function with exactly that one parameter and no generics;
@@ -351,4 +389,61 @@ pub fn balanced(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn db_init(args: TokenStream, item: TokenStream) -> TokenStream {
     db_init::db_init(args.into(), item.into()).into()
+}
+
+/// Runs the annotated function once per process, before the first worker starts: a schema
+/// migration, say.
+///
+/// Initializers (`#[db_init]`) run once per worker, and workers start concurrently, so a
+/// migration in one runs several times at once (two `CREATE TABLE` at once can fail). A setup
+/// function runs once per process, before any initializer; the generated `serve` (and the
+/// builder `#[balanced]` generates) runs every setup function of the program, in the order of
+/// their paths, each to its end. Another server started in the same process (a second
+/// `#[balanced]` router, a test starting the app again) waits for that run rather than running
+/// it again; after a failure, the next start runs it again. An error or a panic stops the start: `serve` returns an error
+/// naming the function (`ErrorKind::Setup`), before anything is bound.
+///
+/// # Syntax
+///
+/// ```ignore
+/// #[setup]
+/// async fn NAME() -> Result<(), E>
+/// #[setup]
+/// fn NAME() -> Result<(), E>
+/// #[setup]
+/// async fn NAME()
+/// #[setup(crate = "path")]
+/// ```
+///
+/// A blocking function runs on tokio's blocking thread pool. `E` must convert into
+/// `Box<dyn std::error::Error + Send + Sync>`. The function takes no parameters, has no
+/// generics, and stays callable as written. `crate = "path"` is as for
+/// [`#[db_init]`](macro@db_init).
+///
+/// # Examples
+///
+/// ```ignore
+/// use rusqlite::Connection;
+///
+/// #[intralb::setup]
+/// fn migrate() -> rusqlite::Result<()> {
+///     let conn = Connection::open("notes.db")?;
+///     conn.execute_batch("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)")
+/// }
+/// ```
+///
+/// # What it expands to
+///
+/// ```ignore
+/// intralb::__private::inventory::submit! {
+///     intralb::__private::RegisteredSetup::new(|| {
+///         intralb::__private::Setup::blocking(concat!(module_path!(), "::", "migrate"), || migrate())
+///     })
+/// }
+/// ```
+///
+/// Without macros: `Builder::setup(migrate)` (an `async fn`).
+#[proc_macro_attribute]
+pub fn setup(args: TokenStream, item: TokenStream) -> TokenStream {
+    setup::setup(args.into(), item.into()).into()
 }

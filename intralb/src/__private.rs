@@ -7,6 +7,7 @@ pub use inventory;
 
 pub use crate::builder::Builder;
 pub use crate::init::{ok, DbInit, Initializer};
+pub use crate::setup::{RegisteredSetup, Setup};
 pub use crate::worker_id::WorkerId;
 
 use crate::router::RouterService;
@@ -17,17 +18,14 @@ pub fn socket_addr(addr: &'static str) -> SocketAddr {
         .unwrap_or_else(|_| panic!("`{addr}` was checked by #[balanced] to be a socket address"))
 }
 
-/// The body of the `serve` function `#[balanced]` generates.
+/// The body of the `serve` function `#[balanced]` generates; `builder` is the generated
+/// `<router>_builder()`, initializers included.
 pub async fn serve<S, Fut>(builder: Builder, router: Fut) -> crate::Result<()>
 where
     S: RouterService,
     Fut: Future<Output = S>,
 {
-    builder
-        .registered_db_inits()
-        .apply_env()?
-        .serve_with(router)
-        .await
+    builder.apply_env()?.serve_with(router).await
 }
 
 /// The dispatch path alone, for the criterion benchmarks (`benches/`): no HTTP, no router.

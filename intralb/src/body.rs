@@ -20,16 +20,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use crate::error::BoxError;
 use crate::outcome::Outcome;
 
 /// The body of a request as the router receives it: empty, read whole before admission, or
 /// streaming from the client under a read timeout.
 ///
-/// It implements [`http_body::Body`], so axum's extractors (`Json`, `Bytes`, `String`,
+/// It implements [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html), so axum's extractors (`Json`, `Bytes`, `String`,
 /// `Body::into_data_stream`, …) take it as they take hyper's.
 pub struct RequestBody {
     kind: Kind,
@@ -50,11 +53,24 @@ enum Kind {
         deadline: Pin<Box<Sleep>>,
         _budget: Option<OwnedSemaphorePermit>,
     },
+    /// Another type of body, given to admission by an outer layer that changed the type.
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
 impl RequestBody {
     pub(crate) fn empty() -> Self {
         RequestBody { kind: Kind::Empty }
+    }
+
+    /// `body` itself if it is a `RequestBody`, else `body` boxed.
+    pub(crate) fn from_body<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        crate::cast::cast(body).unwrap_or_else(|body: B| RequestBody {
+            kind: Kind::Boxed(body.map_err(Into::into).boxed_unsync()),
+        })
     }
 }
 
@@ -64,6 +80,7 @@ impl fmt::Debug for RequestBody {
             Kind::Empty => "empty",
             Kind::Buffered { .. } => "buffered",
             Kind::Streaming { .. } => "streaming",
+            Kind::Boxed(_) => "boxed",
         };
         f.debug_tuple("RequestBody").field(&kind).finish()
     }
@@ -73,7 +90,7 @@ impl fmt::Debug for RequestBody {
 #[derive(Debug)]
 pub struct BodyError {
     timed_out: bool,
-    source: Option<hyper::Error>,
+    source: Option<BoxError>,
 }
 
 impl BodyError {
@@ -98,7 +115,7 @@ impl fmt::Display for BodyError {
 impl std::error::Error for BodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source
-            .as_ref()
+            .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
@@ -135,7 +152,7 @@ impl Body for RequestBody {
                         Poll::Ready(frame.map(|frame| {
                             frame.map_err(|source| BodyError {
                                 timed_out: false,
-                                source: Some(source),
+                                source: Some(source.into()),
                             })
                         }))
                     }
@@ -148,6 +165,20 @@ impl Body for RequestBody {
                     }
                 }
             }
+            Kind::Boxed(body) => Pin::new(body).poll_frame(cx).map_err(|error| {
+                // A `BodyError` that went through a layer's body type comes back as it was.
+                let error = match error.downcast::<axum_core::Error>() {
+                    Ok(axum) => axum.into_inner(),
+                    Err(error) => error,
+                };
+                match error.downcast::<BodyError>() {
+                    Ok(error) => *error,
+                    Err(source) => BodyError {
+                        timed_out: false,
+                        source: Some(source),
+                    },
+                }
+            }),
         }
     }
 
@@ -158,6 +189,7 @@ impl Body for RequestBody {
                 chunks, trailers, ..
             } => chunks.is_empty() && trailers.is_none(),
             Kind::Streaming { read, rest, .. } => read.is_empty() && rest.is_end_stream(),
+            Kind::Boxed(body) => body.is_end_stream(),
         }
     }
 
@@ -177,6 +209,7 @@ impl Body for RequestBody {
                 }
                 hint
             }
+            Kind::Boxed(body) => body.size_hint(),
         }
     }
 }

@@ -5,10 +5,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
 use crate::config::Config;
 use crate::error::{BoxError, Result};
 use crate::init::{self, Initializer};
+use crate::layer::{Admission, Layers};
 use crate::priority::PriorityFn;
+use crate::setup::{self, Setup};
 use crate::worker_id::WorkerId;
 
 /// Entry point of the builder API: [`Balancer::builder()`].
@@ -21,6 +27,9 @@ impl Balancer {
         Builder::new()
     }
 }
+
+#[cfg(doc)]
+use crate::layer::OuterLayer;
 
 /// One setter per setting, generated from the settings' declaration (`intralb-settings`).
 macro_rules! setters {
@@ -136,6 +145,8 @@ pub struct Builder {
     pub(crate) config: Config,
     pub(crate) inits: Vec<Initializer>,
     pub(crate) priority: Option<PriorityFn>,
+    pub(crate) layers: Layers,
+    pub(crate) setups: Vec<Setup>,
 }
 
 impl Builder {
@@ -221,6 +232,115 @@ impl Builder {
     /// `#[balanced]` does); without it, the builder uses only the initializers given to it.
     pub fn registered_db_inits(mut self) -> Self {
         self.inits.extend(init::registered());
+        self
+    }
+
+    /// Adds a step to run once, before the first worker starts (before any initializer): a
+    /// schema migration, say, which initializers (run once per worker, concurrently) cannot do
+    /// safely. Steps run in the order given, each to its end; an error or a panic stops the
+    /// start with [`ErrorKind::Setup`](crate::ErrorKind::Setup), naming the step. A step given
+    /// here runs at every start of this builder.
+    ///
+    /// `#[intralb::setup]` on an `async fn` declares one for the whole program; see
+    /// [`registered_setups`](Self::registered_setups).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> intralb::Result<()> {
+    /// async fn migrate() -> Result<(), std::io::Error> {
+    ///     Ok(()) // CREATE TABLE IF NOT EXISTS ...
+    /// }
+    ///
+    /// let server = intralb::Balancer::builder()
+    ///     .setup(migrate)
+    ///     .start(axum::Router::new())
+    ///     .await?;
+    /// server.stop().await
+    /// # }
+    /// ```
+    pub fn setup<F, Fut, E>(mut self, step: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.setups
+            .push(Setup::new(std::any::type_name::<F>(), step));
+        self
+    }
+
+    /// Adds every step declared with `#[setup]` in the program (the builder `#[balanced]`
+    /// generates does), in the order of their paths. Each runs once per process: a second
+    /// start (another router, a test starting the app again) waits for the first one's run
+    /// instead of running it again, and runs it again only if it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = intralb::Balancer::builder()
+    ///     .registered_setups()
+    ///     .registered_db_inits();
+    /// # drop(builder);
+    /// ```
+    pub fn registered_setups(mut self) -> Self {
+        self.setups.extend(setup::registered());
+        self
+    }
+
+    /// Adds a tower layer *in front of admission*: it sees every request before it takes a
+    /// queue place, and every answer, intralb's own `503` and `504` included. CORS, auth,
+    /// request ids and tracing that must also cover those answers go here; middleware that
+    /// needs a worker's resources goes on the router (`Router::layer`).
+    ///
+    /// Each call wraps the layers given before it (the last one is the outermost), as
+    /// `Router::layer` does. The layer's service receives axum's `Request`: an
+    /// `axum::body::Body` holding the body intralb has already read (under `body_timeout`,
+    /// before any layer runs), so axum's `middleware::from_fn` works as tower-http's layers
+    /// do. It may pass on another body type, and may answer with any body of
+    /// [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html) (a compression layer's,
+    /// say), which is boxed into an `axum::body::Body`. An error of the layer's service is
+    /// answered `500` and logged.
+    ///
+    /// Answered before the outer layers, without passing them: the health, readiness and
+    /// metrics probes, and what reading the body answers (`408`, `400`, and `503` when the
+    /// bodies' budget is full or a drain begins during the read). Without any outer layer
+    /// nothing is boxed: the connection calls admission directly.
+    ///
+    /// `#[balanced(layer = PATH)]` calls this with what the function at `PATH` returns; for a
+    /// layer whose type cannot be written, box it with [`OuterLayer::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::http::{HeaderValue, Request};
+    /// use axum::middleware::map_response;
+    /// use axum::response::Response;
+    ///
+    /// // Every answer, a shed `503` included, says which server gave it.
+    /// async fn stamp(mut res: Response) -> Response {
+    ///     res.headers_mut().insert("server", HeaderValue::from_static("intralb"));
+    ///     res
+    /// }
+    ///
+    /// let builder = intralb::Balancer::builder().layer(map_response(stamp));
+    /// # drop(builder);
+    /// ```
+    pub fn layer<L, B>(mut self, layer: L) -> Self
+    where
+        L: Layer<Admission> + Send + Sync + 'static,
+        L::Service: Service<Request<axum_core::body::Body>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as Service<Request<axum_core::body::Body>>>::Future: Send + 'static,
+        <L::Service as Service<Request<axum_core::body::Body>>>::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.layers.push(layer);
         self
     }
 }

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use crate::activity::Activity;
 use crate::dispatch::Dispatch;
 use crate::error::BoxError;
+use crate::layer::Admission;
 use crate::router::RouterService;
 use crate::send::{Sending, StreamExecutor, Watch, WatchedIo};
 use crate::shared::Shared;
@@ -63,6 +64,8 @@ pub(crate) struct Connections {
     pub(crate) timeouts: Timeouts,
     /// Connection tasks alive.
     pub(crate) open: Arc<Tally>,
+    /// The outer layers around admission, if any (see `layer.rs`).
+    pub(crate) outer: Option<Admission>,
 }
 
 /// Where a connection is in its life, for its watchdog.
@@ -95,6 +98,7 @@ impl Connections {
             shared: Arc::clone(shared),
             router: router.clone(),
             activity: Arc::clone(&activity),
+            outer: self.outer.clone(),
         };
         let http = self.http.clone();
         let timeouts = self.timeouts;

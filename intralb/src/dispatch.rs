@@ -4,7 +4,8 @@
 //! The fast path (a request without a body, and an idle worker) builds no `async` state
 //! machine: it leases the worker and hands hyper a [`Serving`] future, boxed once. Everything
 //! else (reading a body, waiting in the queue) runs in an `async` block that ends in the same
-//! [`Serving`].
+//! [`Serving`]. With outer layers (`layer.rs`), the body is read, then the layers run, then
+//! admission ([`admit`]) inside them.
 
 use std::convert::Infallible;
 use std::future::{ready, Future};
@@ -16,13 +17,14 @@ use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Running};
 use crate::body::RequestBody;
 use crate::catch_unwind::panic_message;
+use crate::layer::Admission;
 use crate::outcome::Outcome;
 use crate::pool::Rejected;
 use crate::priority::{Priority, PriorityFn};
-use crate::response::{answer, refuse, ResponseBody};
+use crate::response::{answer, layered, refuse, ResponseBody};
 use crate::router::RouterService;
 use crate::serving::{Arrived, Lease, Serving};
 use crate::shared::Shared;
@@ -33,6 +35,8 @@ pub(crate) struct Dispatch<S> {
     pub(crate) router: S,
     /// What the connection's watchdog sees of its requests.
     pub(crate) activity: Arc<Activity>,
+    /// The outer layers around admission, if any were given (see `layer.rs`).
+    pub(crate) outer: Option<Admission>,
 }
 
 type Answer<S> = Response<ResponseBody<<S as RouterService>::Body>>;
@@ -49,13 +53,19 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
             return Box::pin(ready(Ok(answer)));
         }
+        if let Some(outer) = &self.outer {
+            return Box::pin(through_layers(
+                Arc::clone(shared),
+                outer.clone(),
+                req,
+                running,
+            ));
+        }
         let (parts, body) = req.into_parts();
         let arrived = Arrived {
             http1: parts.version < Version::HTTP_2,
-            priority: shared
-                .priority
-                .map_or(Priority::Normal, |priority| priority_of(priority, &parts)),
-            running,
+            priority: priority(shared, &parts),
+            running: Some(running),
         };
         let router = self.router.clone();
         if !http_body::Body::is_end_stream(&body) {
@@ -93,8 +103,34 @@ async fn slow<S: RouterService>(
             }
         },
     };
-    let req = Request::from_parts(parts, body);
-    // The request has arrived: its deadline starts.
+    Ok(admitted(shared, router, Request::from_parts(parts, body), arrived).await)
+}
+
+/// Admission, for the outer layers: the request (body read) takes a queue place and a worker,
+/// and the router answers.
+pub(crate) async fn admit<S: RouterService>(
+    shared: Arc<Shared>,
+    router: S,
+    req: Request<RequestBody>,
+) -> Answer<S> {
+    let (parts, body) = req.into_parts();
+    let arrived = Arrived {
+        http1: parts.version < Version::HTTP_2,
+        priority: priority(&shared, &parts),
+        // The connection counts the request as running until the layers' answer is sent.
+        running: None,
+    };
+    admitted(shared, router, Request::from_parts(parts, body), arrived).await
+}
+
+/// The request has arrived (its body read): its deadline starts; it waits for a worker if it
+/// must, then the router runs.
+async fn admitted<S: RouterService>(
+    shared: Arc<Shared>,
+    router: S,
+    req: Request<RequestBody>,
+    arrived: Arrived,
+) -> Answer<S> {
     let arrival = Instant::now();
     let deadline = arrival + shared.timeout;
     let leased = match shared.pool.acquire_now(arrived.priority, arrival) {
@@ -109,10 +145,41 @@ async fn slow<S: RouterService>(
     match leased {
         Ok((hold, started)) => {
             let lease = Lease::new(hold, arrived, arrival, started, deadline);
-            Serving::new(shared, router, req, lease).await
+            match Serving::new(shared, router, req, lease).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
-        Err(rejected) => Ok(refused(&shared, &arrived, rejected)),
+        Err(rejected) => refused(&shared, &arrived, rejected),
     }
+}
+
+/// With outer layers: the body is read (as without them, so that a slow client holds no
+/// queue place), then the layers run, and admission inside them.
+async fn through_layers<B>(
+    shared: Arc<Shared>,
+    outer: Admission,
+    req: Request<Incoming>,
+    running: Running,
+) -> Result<Response<ResponseBody<B>>, Infallible> {
+    let http1 = req.version() < Version::HTTP_2;
+    let (parts, body) = req.into_parts();
+    let body = if http_body::Body::is_end_stream(&body) {
+        RequestBody::empty()
+    } else {
+        match read_body(&shared, body).await {
+            Ok(body) => body,
+            Err(outcome) => {
+                shared
+                    .pool
+                    .counters
+                    .count(outcome, priority(&shared, &parts));
+                return Ok(shared.conclude(http1, answer(outcome)));
+            }
+        }
+    };
+    let response = outer.run(Request::from_parts(parts, body)).await;
+    Ok(shared.conclude(http1, layered(response, running)))
 }
 
 /// Reads a request's body before admission: a request still sending its body when the drain
@@ -136,6 +203,13 @@ fn refused<B>(shared: &Shared, arrived: &Arrived, rejected: Rejected) -> Respons
     };
     shared.pool.counters.count(outcome, arrived.priority);
     shared.conclude(arrived.http1, refuse(outcome, retry_after))
+}
+
+/// The request's priority: `Normal` without a priority function.
+fn priority(shared: &Shared, parts: &Parts) -> Priority {
+    shared
+        .priority
+        .map_or(Priority::Normal, |priority| priority_of(priority, parts))
 }
 
 /// The user's priority function, which must not take the connection down if it panics.

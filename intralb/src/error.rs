@@ -34,6 +34,8 @@ pub enum ErrorKind {
     Bind,
     /// A `#[db_init]` initializer failed while the first workers were starting.
     Init,
+    /// A `#[setup]` step (or one given to `Builder::setup`) failed or panicked.
+    Setup,
     /// Two initializers produce the same type, so `Db<T>` would be ambiguous.
     DuplicateInit,
     /// An I/O error while serving.

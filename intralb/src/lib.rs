@@ -24,8 +24,24 @@
 //! ```
 //!
 //! Per-worker resources are declared with [`db_init`] and reached with [`Db<T>`] (blocking
-//! calls through [`Db::blocking`]); the same without macros is [`Balancer::builder()`]. A long
-//! response learns that a shutdown began through [`Drain`].
+//! calls through [`Db::blocking`]); what must run once per process (a migration) with
+//! [`setup`]; the same without macros is [`Balancer::builder()`]. A long response learns that a
+//! shutdown began through [`Drain`]. Middleware that must also wrap intralb's own `503` and
+//! `504`, or refuse a request before it takes a queue place (CORS, auth, tracing), is an *outer
+//! layer*: `#[balanced(layer = ...)]`, [`Builder::layer`].
+//!
+//! # Testing
+//!
+//! `#[balanced]` also generates `<router>_builder()`, the [`Builder`] its `serve` uses; a test
+//! starts the whole app on a free port with [`Builder::start`], talks to it over
+//! [`Server::local_addr`] with any HTTP client, and stops it with [`Server::stop`]:
+//!
+//! ```ignore
+//! let server = app_builder().start(app()).await?;
+//! let url = format!("http://{}/", server.local_addr());
+//! // ... requests ...
+//! server.stop().await?;
+//! ```
 //!
 //! # How a request flows
 //!
@@ -33,7 +49,8 @@
 //!    h2c); every state of a connection has a timeout, and `max_connections` bounds them.
 //! 2. **dispatch** (`dispatch.rs`, `body.rs`): a body up to `buffer_body` is read whole, under
 //!    `body_timeout`, so a slow client holds only its connection, never a worker; then the
-//!    deadline starts (`timeout`, queue wait included).
+//!    outer layers run, if any (`layer.rs`), and admission starts the deadline (`timeout`,
+//!    queue wait included).
 //! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
 //!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
 //!    or, with the queue full, it is shed: `503` at once.
@@ -86,8 +103,13 @@
 //! Durations are written `250ms`, `5s`, `1m`. An invalid value makes `serve` return an error
 //! naming the variable, before anything is bound.
 //!
+//! `serve` and `crate` (see [`balanced`]), `layer` (an outer layer, [`Builder::layer`]) and
+//! `priority` (a [`PriorityFn`], [`Builder::priority`]) are keys of the attribute only.
+//!
 //! Deployment behind nginx, Envoy or Kubernetes (readiness, drain, metrics, restarts) is
-//! described in `docs/deploy.md`.
+//! described in [docs/deploy.md](https://github.com/intralb/intralb/blob/main/docs/deploy.md);
+//! how intralb compares with plain axum and tower in
+//! [docs/comparison.md](https://github.com/intralb/intralb/blob/main/docs/comparison.md).
 //!
 //! # Without axum
 //!
@@ -100,6 +122,7 @@
 mod activity;
 mod body;
 mod builder;
+mod cast;
 mod catch_unwind;
 mod config;
 mod connection;
@@ -111,6 +134,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod init;
+mod layer;
 mod listener;
 mod log;
 mod metrics;
@@ -126,6 +150,7 @@ mod send;
 mod serve;
 mod server;
 mod serving;
+mod setup;
 mod shared;
 mod signal;
 mod stats;
@@ -142,6 +167,7 @@ pub use db::{Db, Rejection};
 pub use drain::Drain;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use init::Initializer;
+pub use layer::{Admission, AdmissionFuture, OuterLayer};
 pub use priority::{Priority, PriorityFn};
 pub use router::RouterService;
 pub use server::Server;
@@ -150,4 +176,4 @@ pub use stats::{Percentiles, PriorityStats, Stats};
 pub use worker_id::WorkerId;
 
 #[doc(inline)]
-pub use intralb_macros::{balanced, db_init};
+pub use intralb_macros::{balanced, db_init, setup};

@@ -12,7 +12,7 @@ use crate::catch_unwind::panic_message;
 ///
 /// A worker runs one request at a time, so the lock is never contended in correct use; it exists
 /// so that `Db<T>` can own its access (`Send` even when `T` is not `Sync`, and released when the
-/// handler's future is dropped, finishes or panics). Cloning a slot shares the value: a worker
+/// `Db<T>` drops: with the handler's future, or later if it was moved into a body or a task). Cloning a slot shares the value: a worker
 /// whose other resources are replaced keeps this one.
 #[derive(Clone)]
 pub(crate) struct Slot(Arc<dyn Any + Send + Sync>);

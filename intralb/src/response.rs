@@ -5,12 +5,38 @@ use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use crate::activity::Running;
+use crate::error::BoxError;
 use crate::outcome::Outcome;
 use crate::queue::jitter;
-use crate::send::Watched;
+use crate::send::{Sending, Watched};
 
-/// The router's body (watched for `send_timeout`), or one of intralb's own short text answers.
-pub(crate) type ResponseBody<B> = Either<Watched<B>, Full<Bytes>>;
+/// The response body of [`Admission`](crate::Admission), and of every response that passed an
+/// outer layer: axum's body, which boxes any other.
+pub(crate) type AdmissionBody = axum_core::body::Body;
+
+/// The router's body (watched for `send_timeout`), one of intralb's own short text answers, or,
+/// with outer layers, what they answered (boxed, and watched too).
+pub(crate) type ResponseBody<B> = Either<Watched<B>, Either<Full<Bytes>, Watched<AdmissionBody>>>;
+
+/// A response as an [`Admission`](crate::Admission) answers it: the body boxed.
+pub(crate) fn boxed<B>(response: Response<ResponseBody<B>>) -> Response<AdmissionBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(AdmissionBody::new)
+}
+
+/// A response that went through the outer layers; `running` counts its request as in flight
+/// on its connection until the body is sent.
+pub(crate) fn layered<B>(
+    response: Response<AdmissionBody>,
+    running: Running,
+) -> Response<ResponseBody<B>> {
+    let sending = Sending::stream();
+    response.map(|body| Either::Right(Either::Right(Watched::new(body, sending, Some(running)))))
+}
 
 /// intralb's own answer for `outcome`: `Retry-After` on every `503`, `Connection: close` when
 /// shutting down or when the body could not be read.
@@ -36,7 +62,7 @@ pub(crate) fn refuse<B>(outcome: Outcome, retry_after: Option<u64>) -> Response<
 
 /// A short plain-text answer.
 pub(crate) fn text<B>(status: StatusCode, body: Bytes) -> Response<ResponseBody<B>> {
-    let mut response = Response::new(Either::Right(Full::new(body)));
+    let mut response = Response::new(Either::Right(Either::Left(Full::new(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -13,10 +13,16 @@ use crate::error::BoxError;
 
 /// A router intralb can put workers in front of.
 ///
-/// Implemented for every `Clone + Send` tower [`Service`] over `Request<`[`RequestBody`]`>`
-/// whose response body is an [`http_body::Body`] of [`Bytes`]: `axum::Router` as it is, and
+/// Implemented for every `Clone + Send` tower [`Service`](https://docs.rs/tower-service/0.3/tower_service/trait.Service.html) over `Request<`[`RequestBody`]`>`
+/// whose response body is an [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html) of [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html): `axum::Router` as it is, and
 /// anything built with `tower::ServiceBuilder` or `Router::layer`. Its middleware runs inside
 /// the worker, with the worker's resources available. You never implement it yourself.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a router intralb can serve",
+    label = "not a tower `Service` over `Request<RequestBody>` (a `Router<S>` still needs `.with_state(...)`)",
+    note = "an axum `Router<S>` with a state must be given it first: return `Router` (that is, `Router<()>`) and end the function with `.with_state(state)`",
+    note = "intralb serves any `Clone + Send + 'static` tower `Service<http::Request<intralb::RequestBody>>` whose response body is an `http_body::Body<Data = Bytes>`"
+)]
 pub trait RouterService: Clone + Send + 'static {
     /// The response body.
     type Body: Body<Data = Bytes, Error = Self::BodyError> + Send + 'static;

@@ -76,7 +76,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         sending: Option<Arc<Sending>>,
-        _running: Running,
+        _running: Option<Running>,
     }
 
     impl<B> PinnedDrop for Watched<B> {
@@ -89,7 +89,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> Watched<B> {
-    pub(crate) fn new(inner: B, sending: Option<Arc<Sending>>, running: Running) -> Self {
+    pub(crate) fn new(inner: B, sending: Option<Arc<Sending>>, running: Option<Running>) -> Self {
         Watched {
             inner,
             sending,

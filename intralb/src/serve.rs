@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::connection::{Connections, Timeouts};
+use crate::dispatch;
+use crate::layer::{Admission, Layers};
+use crate::response::boxed;
 use crate::router::RouterService;
 use crate::send::StreamExecutor;
 use crate::shared::Shared;
@@ -36,9 +39,22 @@ pub(crate) async fn run<S: RouterService>(
     listener: TcpListener,
     shared: Arc<Shared>,
     router: S,
+    layers: Layers,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    // Built once; each connection holds a clone (an `Arc`), each request clones the layers'
+    // services. Without layers, `None`: connections call admission directly.
+    let outer = layers.wrap(|| {
+        let shared = Arc::clone(&shared);
+        // A router need not be `Sync`; layers' services are shared between connections.
+        let router = std::sync::Mutex::new(router.clone());
+        Admission::new(move |req| {
+            let shared = Arc::clone(&shared);
+            let router = router.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            async move { boxed(dispatch::admit(shared, router, req).await) }
+        })
+    });
     let mut http = auto::Builder::new(StreamExecutor {
         send_timeout: options.send_timeout,
     });
@@ -64,6 +80,7 @@ pub(crate) async fn run<S: RouterService>(
             send: options.send_timeout,
         },
         open: Arc::new(Tally::default()),
+        outer,
     };
     // At `max_connections`, accepting pauses: new clients wait in the kernel's backlog.
     let limit = Arc::new(Semaphore::new(options.max_connections));

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::body::Bodies;
@@ -19,20 +20,46 @@ use crate::serve::{self, ServeOptions};
 use crate::shared::{Cut, Shared};
 use crate::stats::Stats;
 
-/// A running balancer: its address, its [`Stats`], and a way to wait for its shutdown.
+/// A running balancer: its address, its [`Stats`], and a way to stop it or wait for its
+/// shutdown.
+///
+/// Dropping it does not stop the server; [`stop`](Self::stop) does, as does the shutdown future
+/// given to [`Builder::spawn`].
+///
+/// # Examples
+///
+/// ```
+/// use axum::{routing::get, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> intralb::Result<()> {
+/// let app = Router::new().route("/", get(|| async { "Hello World" }));
+/// let server = intralb::Balancer::builder().start(app).await?;
+/// assert!(server.local_addr().ip().is_loopback());
+/// assert_eq!(server.stats().served, 0);
+/// server.stop().await
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
     pool: Arc<Pool>,
     task: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
 }
 
 impl Server {
-    pub(crate) fn new(local_addr: SocketAddr, pool: Arc<Pool>, task: JoinHandle<()>) -> Self {
+    pub(crate) fn new(
+        local_addr: SocketAddr,
+        pool: Arc<Pool>,
+        task: JoinHandle<()>,
+        stop: oneshot::Sender<()>,
+    ) -> Self {
         Server {
             local_addr,
             pool,
             task,
+            stop,
         }
     }
 
@@ -53,14 +80,42 @@ impl Server {
     ///
     /// Only if the server task itself panicked, which is a bug in intralb.
     pub async fn wait(self) -> Result<()> {
-        self.task.await.map_err(|join| {
-            Error::new(
-                ErrorKind::Io,
-                "the server task failed; this is a bug in intralb",
-            )
-            .with_source(join)
-        })
+        // Dropping `stop` leaves the server running: only a sent stop stops it.
+        join(self.task).await
     }
+
+    /// Begins the graceful shutdown now, as a signal would, and waits until the drain is over:
+    /// requests in flight and queued are answered (within `shutdown_timeout`), then every
+    /// worker's resources are dropped.
+    ///
+    /// # Errors
+    ///
+    /// Only if the server task itself panicked, which is a bug in intralb.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> intralb::Result<()> {
+    /// let server = intralb::Balancer::builder().start(axum::Router::new()).await?;
+    /// server.stop().await
+    /// # }
+    /// ```
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        join(self.task).await
+    }
+}
+
+/// Waits for the server task to end.
+async fn join(task: JoinHandle<()>) -> Result<()> {
+    task.await.map_err(|join| {
+        Error::new(
+            ErrorKind::Io,
+            "the server task failed; this is a bug in intralb",
+        )
+        .with_source(join)
+    })
 }
 
 impl Builder {
@@ -85,7 +140,7 @@ impl Builder {
         if let Some(level) = crate::log::default_level(self.config.process.log) {
             crate::log::install(level);
         }
-        let (shared, options) = self.start().await?;
+        let (shared, options) = self.prepare().await?;
         let router = router.await;
         let listener = match self.bind() {
             Ok(listener) => listener,
@@ -100,6 +155,7 @@ impl Builder {
             listener,
             shared,
             router,
+            self.layers.clone(),
             options,
             crate::signal::shutdown_signal(),
         )
@@ -119,13 +175,19 @@ impl Builder {
         crate::listener::bind(&self.config)
     }
 
-    /// Serves `router` on an already bound `listener` until `shutdown` resolves, then drains.
-    /// Returns once the workers are running; the [`Server`] gives the address and [`Stats`](crate::Stats).
-    /// For embedding and tests: no signals are handled and no environment variable is read.
+    /// Serves `router` on an already bound `listener` until `shutdown` resolves or
+    /// [`Server::stop`] is called, then drains. Returns once the workers are running; the
+    /// [`Server`] gives the address and [`Stats`](crate::Stats). For embedding: no signals are
+    /// handled and no environment variable is read.
+    ///
+    /// Only the initializers given to this builder run: add
+    /// [`registered_db_inits`](Self::registered_db_inits) for those declared with `#[db_init]`
+    /// (the builder `#[balanced]` generates has them already). A handler asking for a `Db<T>`
+    /// that no initializer makes is answered `500`.
     ///
     /// # Errors
     ///
-    /// A bad setting, two initializers of one type, or a failing initializer.
+    /// A bad setting, two initializers of one type, a failing setup or a failing initializer.
     ///
     /// # Examples
     ///
@@ -139,6 +201,7 @@ impl Builder {
     /// let app = Router::new().route("/", get(|| async { "Hello World" }));
     /// let server = intralb::Balancer::builder()
     ///     .max_concurrent(4)
+    ///     .registered_db_inits() // every `#[db_init]` of the program
     ///     .spawn(listener, app, async { stopped.await.ok(); })
     ///     .await?;
     /// println!("listening on {}", server.local_addr());
@@ -154,16 +217,64 @@ impl Builder {
         let local_addr = listener.local_addr().map_err(|e| {
             Error::new(crate::ErrorKind::Io, "the listener has no local address").with_source(e)
         })?;
-        let (shared, options) = self.start().await?;
+        let (shared, options) = self.prepare().await?;
         let pool = Arc::clone(&shared.pool);
-        let task = tokio::spawn(serve::run(listener, shared, router, options, shutdown));
-        Ok(Server::new(local_addr, pool, task))
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                // A `Server` dropped without `stop` leaves the server running.
+                Ok(()) = stopped => {}
+            }
+        };
+        let layers = self.layers.clone();
+        let task = tokio::spawn(serve::run(
+            listener, shared, router, layers, options, shutdown,
+        ));
+        Ok(Server::new(local_addr, pool, task, stop))
+    }
+
+    /// Serves `router` on `127.0.0.1`, on a port the system picks, until [`Server::stop`]:
+    /// how a test starts the whole app, with every setting, layer, setup and initializer of
+    /// the builder, and talks to it with any HTTP client over [`Server::local_addr`].
+    ///
+    /// `addr`, `reuse_port`, inherited sockets, signals and the environment are ignored. With
+    /// `#[balanced]`, the generated `<router>_builder()` is the attribute's builder:
+    /// `app_builder().start(app()).await?` starts what `serve()` would serve.
+    ///
+    /// # Errors
+    ///
+    /// A bad setting, two initializers of one type, a failing setup or initializer, or no
+    /// port free on the loopback interface.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> intralb::Result<()> {
+    /// let app = Router::new().route("/", get(|| async { "Hello World" }));
+    /// let server = intralb::Balancer::builder().queue(0).start(app).await?;
+    /// let addr = server.local_addr(); // send requests here
+    /// # let _ = addr;
+    /// server.stop().await
+    /// # }
+    /// ```
+    pub async fn start<S: RouterService>(self, router: S) -> Result<Server> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = TcpListener::bind(loopback)
+            .await
+            .map_err(|e| Error::bind(loopback, e))?;
+        self.spawn(listener, router, std::future::pending()).await
     }
 
     /// Validates everything and starts `min_workers`.
-    async fn start(&self) -> Result<(Arc<Shared>, ServeOptions)> {
+    async fn prepare(&self) -> Result<(Arc<Shared>, ServeOptions)> {
         self.config.validate()?;
         init::check_unique(&self.inits)?;
+        // Once per process, before any worker's initializers.
+        crate::setup::run_all(&self.setups).await?;
         let probes = Probes::new(&self.config.probes);
         // Before the pool registers its metrics handles, so they bind to this recorder.
         #[cfg(feature = "prometheus")]

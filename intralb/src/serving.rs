@@ -36,8 +36,9 @@ pub(crate) struct Arrived {
     /// HTTP/1 (told `Connection: close` while draining), not HTTP/2.
     pub(crate) http1: bool,
     pub(crate) priority: Priority,
-    /// Counts the request as running on its connection.
-    pub(crate) running: Running,
+    /// Counts the request as running on its connection (with outer layers, their answer
+    /// does instead).
+    pub(crate) running: Option<Running>,
 }
 
 /// A request's worker, and its times.

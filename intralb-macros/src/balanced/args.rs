@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
 use super::value::{self, Kind, Value};
-use crate::common::{CratePath, Errors, KeyValues};
+use crate::common::{self, CratePath, Errors, KeyValues};
 
 /// Generates [`Key`] from the settings' one declaration (the `intralb-settings` crate), so the
 /// keys accepted here are exactly the runtime's settings.
@@ -99,6 +99,10 @@ intralb_settings::settings!(keys);
 pub(crate) const SERVE: &str = "serve";
 /// `crate = "path"`: the path of the runtime crate in generated code.
 pub(crate) const CRATE: &str = "crate";
+/// `layer = PATH`: a function returning a tower layer in front of admission.
+pub(crate) const LAYER: &str = "layer";
+/// `priority = PATH`: a `fn(&http::request::Parts) -> intralb::Priority`.
+pub(crate) const PRIORITY: &str = "priority";
 
 /// Keys that are not valid but that users plausibly mean as a valid one.
 const ALIASES: &[(&str, &str)] = &[
@@ -120,6 +124,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("logging", "log"),
     ("name", "serve"),
     ("fn_name", "serve"),
+    ("layers", "layer"),
+    ("middleware", "layer"),
+    ("outer", "layer"),
+    ("priorities", "priority"),
+    ("classify", "priority"),
 ];
 
 /// One `key = value` the user gave for a runtime key.
@@ -138,6 +147,10 @@ pub(crate) struct Args {
     pub(crate) settings: Vec<Setting>,
     pub(crate) serve: Option<Ident>,
     pub(crate) krate: Option<CratePath>,
+    /// `layer = PATH`, as written.
+    pub(crate) layer: Option<syn::ExprPath>,
+    /// `priority = PATH`, as written.
+    pub(crate) priority: Option<syn::ExprPath>,
     /// Every valid key given, with a usable value or not.
     seen: Vec<&'static str>,
 }
@@ -156,6 +169,14 @@ impl Args {
         let seen = syntax.parse(tokens, errors, |key, expr, errors| {
             args.set(key, expr, errors);
         });
+        if !seen.contains(&CRATE) {
+            if let (path, Some(renamed)) =
+                common::default_or_renamed("#[balanced]", Span::call_site())
+            {
+                errors.push(renamed);
+                args.krate = Some(path);
+            }
+        }
         args.seen = seen;
         args
     }
@@ -175,7 +196,7 @@ impl Args {
     /// Every key `#[balanced]` accepts.
     pub(crate) fn valid_keys() -> Vec<&'static str> {
         let mut keys: Vec<_> = Key::ALL.iter().map(|key| key.name()).collect();
-        keys.extend([SERVE, CRATE]);
+        keys.extend([SERVE, CRATE, LAYER, PRIORITY]);
         keys
     }
 
@@ -192,6 +213,8 @@ impl Args {
                 }
             }
             None if name == SERVE => self.serve = errors.ok(value::parse_ident(expr)),
+            None if name == LAYER => self.layer = errors.ok(value::parse_layer(expr)),
+            None if name == PRIORITY => self.priority = errors.ok(value::parse_priority(expr)),
             None => self.krate = errors.ok(CratePath::from_expr(expr)),
         }
     }
@@ -206,6 +229,8 @@ fn example(name: &str) -> &'static str {
     match (name, kind) {
         (SERVE, _) => "serve_admin",
         (CRATE, _) => "\"my_intralb\"",
+        (LAYER, _) => "outer",
+        (PRIORITY, _) => "priority",
         (_, Some(Kind::Count)) => "100",
         (_, Some(Kind::Duration)) => "\"5s\"",
         (_, Some(Kind::Addr)) => "\"127.0.0.1:8080\"",

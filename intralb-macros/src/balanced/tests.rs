@@ -100,7 +100,11 @@ fn an_unknown_key_lists_the_valid_keys() {
         "{}",
         errors[0]
     );
-    assert!(errors[0].ends_with("`serve` and `crate`"), "{}", errors[0]);
+    assert!(
+        errors[0].ends_with("`serve`, `crate`, `layer` and `priority`"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -259,17 +263,77 @@ fn only_the_keys_given_become_setters() {
             }
         ),
     );
-    let serve = out
+    let (builder, serve) = out
         .split_once("pub async fn serve")
-        .expect("serve is generated")
+        .expect("serve is generated");
+    let builder = builder
+        .split_once("pub fn app_builder () -> :: intralb :: __private :: Builder")
+        .expect("the builder is generated")
         .1;
+    assert!(builder.contains(":: intralb :: __private :: Builder :: new () . queue (5usize) . timeout (:: core :: time :: Duration :: from_nanos (250000000u64)) . addr (:: intralb :: __private :: socket_addr (\"127.0.0.1:8080\")) . log (true) . registered_setups () . registered_db_inits ()"), "{builder}");
+    assert!(!builder.contains("max_concurrent"), "{builder}");
     assert!(
         serve.starts_with(" () -> :: intralb :: Result < () >"),
         "{serve}"
     );
-    assert!(serve.contains(":: intralb :: __private :: Builder :: new () . queue (5usize) . timeout (:: core :: time :: Duration :: from_nanos (250000000u64)) . addr (:: intralb :: __private :: socket_addr (\"127.0.0.1:8080\")) . log (true) ,"), "{serve}");
-    assert!(serve.contains("async { app () }"), "{serve}");
-    assert!(!serve.contains("max_concurrent"), "{serve}");
+    assert!(
+        serve.contains(":: intralb :: __private :: serve (app_builder () , async { app () })"),
+        "{serve}"
+    );
+}
+
+#[test]
+fn a_layer_is_called_and_added_to_the_builder() {
+    let out = expand(
+        quote!(layer = outer::cors, queue = 5),
+        quote!(
+            fn app() -> Router {
+                Router::new()
+            }
+        ),
+    );
+    assert!(
+        out.contains(". queue (5usize) . layer (outer :: cors ()) . registered_setups () . registered_db_inits ()"),
+        "{out}"
+    );
+    assert!(
+        errors(quote!(layer = "outer"))
+            == ["`layer` expects the path of a function, not a string: write `layer = outer`"],
+        "{:?}",
+        errors(quote!(layer = "outer"))
+    );
+}
+
+#[test]
+fn a_priority_function_is_given_to_the_builder_as_is() {
+    let out = expand(
+        quote!(priority = classes::of, queue = 5),
+        quote!(
+            fn app() -> Router {
+                Router::new()
+            }
+        ),
+    );
+    assert!(
+        out.contains(". queue (5usize) . priority (classes :: of) . registered_setups ()"),
+        "{out}"
+    );
+    assert_eq!(
+        errors(quote!(priority = "classes::of")),
+        ["`priority` expects the path of a function, not a string: write `priority = classes::of`"]
+    );
+}
+
+#[test]
+fn the_default_serve_comes_with_an_item_that_names_the_fix_if_defined_twice() {
+    let app = quote!(
+        fn app() -> Router {
+            Router::new()
+        }
+    );
+    let hint = "const two_balanced_in_one_module__name_one_with__serve_eq_another_name";
+    assert!(expand(quote!(), app.clone()).contains(hint));
+    assert!(!expand(quote!(serve = serve_admin), app).contains(hint));
 }
 
 #[test]

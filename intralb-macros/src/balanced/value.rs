@@ -155,3 +155,45 @@ fn is_negative_int(expr: &Expr) -> bool {
     matches!(expr, Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_))
         && matches!(ungroup(&unary.expr), Expr::Lit(ExprLit { lit: Lit::Int(_), .. })))
 }
+
+/// The value of `layer`: the path of a function that returns the layer.
+pub(crate) fn parse_layer(expr: &Expr) -> syn::Result<syn::ExprPath> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`layer` expects the path of a function, not a string: write `layer = {}`",
+                s.value().trim()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            "`layer` expects the path of a function that returns the layer, such as \
+             `layer = outer` with `fn outer() -> tower_http::cors::CorsLayer`",
+        )),
+    }
+}
+
+/// The value of `priority`: the path of a `fn(&http::request::Parts) -> intralb::Priority`.
+pub(crate) fn parse_priority(expr: &Expr) -> syn::Result<syn::ExprPath> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`priority` expects the path of a function, not a string: write `priority = {}`",
+                s.value().trim()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            "`priority` expects the path of a function such as `priority = classify` with \
+             `fn classify(head: &http::request::Parts) -> intralb::Priority`",
+        )),
+    }
+}

@@ -73,6 +73,71 @@ impl CratePath {
     }
 }
 
+/// When no `crate = "..."` is given: `::intralb`, unless the crate being compiled depends on
+/// intralb only under another name (`lb = { package = "intralb" }` in its `Cargo.toml`), where
+/// `::intralb` cannot resolve. Then the renamed path, so that what is still generated resolves,
+/// and an error that names the `crate` key (spanned at `span`, the attribute).
+pub(crate) fn default_or_renamed(attribute: &str, span: Span) -> (CratePath, Option<syn::Error>) {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .ok()
+        .and_then(|dir| std::fs::read_to_string(format!("{dir}/Cargo.toml")).ok());
+    let Some(name) = manifest.as_deref().and_then(renamed_in) else {
+        return (CratePath::default(), None);
+    };
+    let message = format!(
+        "this crate depends on intralb under the name `{name}` (`package = \"intralb\"` in its \
+         Cargo.toml), so the code `{attribute}` generates cannot name `::intralb`: add \
+         `crate = \"{name}\"`, as in `#[{name}::{attr}(crate = \"{name}\")]`",
+        attr = attribute.trim_start_matches("#[").trim_end_matches(']'),
+    );
+    let path = syn::Ident::new(&name, Span::call_site());
+    (
+        CratePath(syn::parse_quote!(::#path)),
+        Some(syn::Error::new(span, message)),
+    )
+}
+
+/// The name under which `manifest` depends on intralb, if it does so only under another name.
+fn renamed_in(manifest: &str) -> Option<String> {
+    let mut table = String::new();
+    let mut renamed = None;
+    let mut direct = false;
+    for line in manifest.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some(header) = line.strip_prefix('[') {
+            table = header.trim_end_matches(']').trim().to_owned();
+            // `[dependencies.intralb]`, `[dev-dependencies.lb]`: a table per dependency.
+            if let Some((deps, key)) = table.rsplit_once('.') {
+                if deps.ends_with("dependencies") && key.trim_matches('"') == "intralb" {
+                    direct = true;
+                }
+            }
+            continue;
+        }
+        let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+        let names_intralb =
+            compact.contains("package=\"intralb\"") || compact.contains("package='intralb'");
+        if table.ends_with("dependencies") {
+            let Some((key, _)) = compact.split_once('=') else {
+                continue;
+            };
+            let key = key.trim_matches('"');
+            if key == "intralb" {
+                direct = true;
+            } else if names_intralb {
+                renamed = Some(key.to_owned());
+            }
+        } else if names_intralb && compact.starts_with("package=") {
+            if let Some((deps, key)) = table.rsplit_once('.') {
+                if deps.ends_with("dependencies") {
+                    renamed = Some(key.trim_matches('"').to_owned());
+                }
+            }
+        }
+    }
+    renamed.filter(|name| !direct && syn::parse_str::<syn::Ident>(name).is_ok())
+}
+
 impl ToTokens for CratePath {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         self.0.to_tokens(tokens);
@@ -82,6 +147,34 @@ impl ToTokens for CratePath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_dependency_is_found_unless_intralb_is_there_too() {
+        let renamed = |manifest: &str| renamed_in(manifest);
+        assert_eq!(
+            renamed("[dependencies]\nlb = { package = \"intralb\", version = \"0.1\" }\n"),
+            Some("lb".to_owned())
+        );
+        assert_eq!(
+            renamed("[dependencies.lb]\npackage = \"intralb\"\nversion = \"0.1\"\n"),
+            Some("lb".to_owned())
+        );
+        assert_eq!(
+            renamed("[target.'cfg(unix)'.dependencies]\nlb={package='intralb',path='x'}\n"),
+            Some("lb".to_owned())
+        );
+        assert_eq!(
+            renamed("[dependencies]\nintralb = \"0.1\"\n[dev-dependencies]\nlb = { package = \"intralb\" }\n"),
+            None
+        );
+        assert_eq!(renamed("[dependencies]\nintralb = \"0.1\"\n"), None);
+        assert_eq!(renamed("[package]\nname = \"app\"\n"), None);
+        // A comment is not a dependency.
+        assert_eq!(
+            renamed("[dependencies]\n# lb = { package = \"intralb\" }\nintralb = \"0.1\"\n"),
+            None
+        );
+    }
 
     #[test]
     fn crate_path_is_absolute_unless_relative() {

@@ -7,7 +7,7 @@ mod errors;
 mod key_values;
 mod signature;
 
-pub(crate) use crate_path::CratePath;
+pub(crate) use crate_path::{default_or_renamed, CratePath};
 pub(crate) use errors::{with_item, Errors};
 pub(crate) use key_values::{ungroup, KeyValues};
-pub(crate) use signature::{check_plain_fn, output_span, returned_type, typed_inputs};
+pub(crate) use signature::{check_plain_fn, is_result, output_span, returned_type, typed_inputs};

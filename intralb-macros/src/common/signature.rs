@@ -72,3 +72,17 @@ pub(crate) fn output_span(sig: &Signature) -> Span {
         ReturnType::Default => sig.paren_token.span.join(),
     }
 }
+
+/// Whether `ty` is a `Result`: `Result<T, E>`, `io::Result<T>`, `rusqlite::Result<T>`...
+pub(crate) fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "Result"),
+        Type::Paren(paren) => is_result(&paren.elem),
+        Type::Group(group) => is_result(&group.elem),
+        _ => false,
+    }
+}

@@ -1,10 +1,10 @@
 //! Parsing `#[db_init(key = value, ...)]` into [`Args`], with the same parser, and so the same
 //! errors, as `#[balanced]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use syn::{Expr, ExprLit, ExprPath, Lit};
 
-use crate::common::{CratePath, Errors, KeyValues};
+use crate::common::{self, CratePath, Errors, KeyValues};
 
 /// `broken = PATH`: the function that tells whether a worker's resource is broken.
 pub(crate) const BROKEN: &str = "broken";
@@ -41,10 +41,18 @@ impl Args {
             example,
         };
         let mut args = Self::default();
-        syntax.parse(tokens, errors, |key, expr, errors| match key {
+        let seen = syntax.parse(tokens, errors, |key, expr, errors| match key {
             BROKEN => args.broken = errors.ok(parse_broken(expr)),
             _ => args.krate = errors.ok(CratePath::from_expr(expr)),
         });
+        if !seen.contains(&CRATE) {
+            if let (path, Some(renamed)) =
+                common::default_or_renamed("#[db_init]", Span::call_site())
+            {
+                errors.push(renamed);
+                args.krate = Some(path);
+            }
+        }
         args
     }
 }

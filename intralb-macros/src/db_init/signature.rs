@@ -2,7 +2,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Ident, Item, Signature, Type};
+use syn::{Ident, Item, Signature};
 
 use crate::common::{self, Errors};
 
@@ -69,24 +69,10 @@ fn check(sig: &Signature, errors: &mut Errors) -> Option<DbInit> {
     Some(DbInit {
         name: sig.ident.clone(),
         asyncness: sig.asyncness.is_some(),
-        fallible: is_result(output),
+        fallible: common::is_result(output),
         output: output.span(),
         param: param.ty.span(),
     })
-}
-
-/// Whether `ty` is a `Result`: `Result<T, E>`, `io::Result<T>`, `rusqlite::Result<T>`...
-fn is_result(ty: &Type) -> bool {
-    match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|last| last.ident == "Result"),
-        Type::Paren(paren) => is_result(&paren.elem),
-        Type::Group(group) => is_result(&group.elem),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
