@@ -5,6 +5,8 @@
 //! server still does. intralb puts a pool of *workers* in front of the router: at most
 //! `max_concurrent` requests run, at most `queue` wait, and the rest are answered
 //! `503 Service Unavailable` with `Retry-After` in microseconds, without touching the router.
+//! The queue absorbs bursts but never stands (CoDel, newest first while it stands), and
+//! requests may have a [`Priority`].
 //! Every request has a deadline; every worker owns its resources (say, a SQLite connection).
 //!
 //! # Usage
@@ -45,18 +47,21 @@
 //!
 //! # How a request flows
 //!
-//! 1. **serve** (`serve.rs`, `connection.rs`): hyper-util reads the request head (HTTP/1.1 or
-//!    h2c); every state of a connection has a timeout, and `max_connections` bounds them.
-//! 2. **dispatch** (`dispatch.rs`, `body.rs`): a body up to `buffer_body` is read whole, under
-//!    `body_timeout`, so a slow client holds only its connection, never a worker; then the
-//!    outer layers run, if any (`layer.rs`), and admission starts the deadline (`timeout`,
-//!    queue wait included).
-//! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
-//!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
-//!    or, with the queue full, it is shed: `503` at once.
-//! 4. The router runs on the request's task with the worker's id and a hold on the worker
-//!    (`worker.rs`) in the request extensions, under the deadline (`504`, and the handler is
-//!    cancelled) and a panic guard (`500`, and the worker's resources are re-initialised).
+//! 1. **serve** (`serve.rs`, `connection.rs`, `activity.rs`): hyper-util reads the request
+//!    head (HTTP/1.1 or h2c); every state of a connection has a timeout, kept by one watchdog
+//!    timer per connection, and `max_connections` bounds them.
+//! 2. **dispatch** (`dispatch.rs`, `body.rs`, `priority.rs`): the request gets its
+//!    [`Priority`]; a body up to `buffer_body` is read whole, under `body_timeout`, so a slow
+//!    client holds only its connection, never a worker; then the outer layers run, if any
+//!    (`layer.rs`), and admission starts the deadline (`timeout`, queue wait included).
+//! 3. **pool** (`pool.rs`, `queue.rs`): the request leases the most recently used idle worker;
+//!    if none is idle it waits in the pool-wide queue (and a new worker starts if the pool may
+//!    grow), whose discipline (CoDel, adaptive LIFO, priorities) decides who gets the next
+//!    free worker and who is shed (`503` with a computed `Retry-After`).
+//! 4. **serving** (`serving.rs`): the router runs on the request's task with the worker's id
+//!    and a hold on the worker (`worker.rs`) in the request extensions, under the deadline
+//!    (`504`, and the handler is cancelled) and a panic guard (`500`, and the worker's
+//!    resources are re-initialised).
 //! 5. The worker goes back to the pool when the response head is ready *and* the last hold on
 //!    it drops (every [`Db<T>`] holds one, wherever it went); broken resources are replaced
 //!    first (`#[db_init(broken = ...)]`, [`Db::discard`]); idle surplus workers retire after
@@ -66,9 +71,9 @@
 //!
 //! | status | when | the router ran? |
 //! |---|---|---|
-//! | `503` + `Retry-After: 1` | shed: every worker busy and the queue full | no |
-//! | `503` + `Retry-After: 1` | the deadline passed while queued | no |
-//! | `503` + `Retry-After: 1` | no worker exists and every start is failing | no |
+//! | `503` + `Retry-After: N` | shed: no queue place for it, or it waited over twice `queue_target` in a standing queue, or a critical request took its place | no |
+//! | `503` + `Retry-After: 1`–`2` | the deadline passed while queued | no |
+//! | `503` + `Retry-After: 1`–`2` | no worker exists and every start is failing | no |
 //! | `503` + `Connection: close` | shutting down, or still queued or running at its deadline | no, or cancelled |
 //! | `504` | the deadline passed while running; the handler was cancelled | cancelled |
 //! | `500` | the handler panicked, or the router returned an error | yes |

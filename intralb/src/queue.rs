@@ -75,6 +75,8 @@ pub(crate) struct Queue {
     /// requests served at once do not hide a normal queue that stands.
     codel: [Codel; Priority::ALL.len()],
     meter: Meter,
+    /// When a worker was last granted to anyone.
+    last_grant: Option<Instant>,
 }
 
 impl Queue {
@@ -96,6 +98,7 @@ impl Queue {
                 granted: 0,
                 rate: 0.0,
             },
+            last_grant: None,
         }
     }
 
@@ -148,12 +151,20 @@ impl Queue {
         }
     }
 
-    /// Every place is taken: the classes waiting stand (a full queue is as clear a sign as an
-    /// interval's waits, and comes sooner when an overload begins). Not the critical one: it is
-    /// served first, so a full queue says nothing of its waits.
+    /// Every place is taken: a class whose oldest request saw others get a worker since it
+    /// came stands (a full queue that moves is as clear a sign as an interval's waits, and comes
+    /// sooner when an overload begins). Not one that nobody left since its oldest came: its
+    /// workers are all stuck (a database lock, say), which says nothing of the queue, and its
+    /// requests keep waiting (up to their deadline). Not the critical class either: it is served
+    /// first, so a full queue says nothing of its waits.
     fn filled(&mut self, now: Instant) {
         for priority in [Priority::Normal, Priority::Sheddable] {
-            if self.live[priority.rank()] > 0 && self.codel[priority.rank()].stand(now) {
+            let class = &self.classes[priority.rank()];
+            let moving = match (class.front(), self.last_grant) {
+                (Some(oldest), Some(granted)) => granted > oldest.since,
+                _ => false,
+            };
+            if moving && self.codel[priority.rank()].stand(now) {
                 self.sweep(priority, now);
             }
         }
@@ -162,6 +173,7 @@ impl Queue {
     /// A request of `priority` got an idle worker at once: a wait of zero.
     pub(crate) fn granted_at_once(&mut self, priority: Priority, now: Instant) {
         self.meter.granted += 1;
+        self.last_grant = Some(now);
         if self.codel[priority.rank()].enabled() {
             self.sample(priority, now, Duration::ZERO);
         }
@@ -247,6 +259,7 @@ impl Queue {
                     continue;
                 }
                 self.meter.granted += 1;
+                self.last_grant = Some(now);
                 return Some(waiter.tx);
             }
         }

@@ -88,3 +88,32 @@ fn critical_requests_served_at_once_do_not_hide_a_normal_queue_that_stands() {
     assert!(queue.standing(Priority::Normal, later));
     assert!(!queue.standing(Priority::Critical, later));
 }
+
+#[test]
+fn a_full_queue_stands_only_if_it_moves() {
+    let start = Instant::now();
+    let mut queue = Queue::new(Duration::from_millis(5), start);
+    let _first = [
+        queue.push(Priority::Normal, start),
+        queue.push(Priority::Normal, start),
+    ];
+    // Full, and nobody got a worker since they came (every worker stuck): they keep waiting.
+    let later = start + Duration::from_millis(50);
+    assert!(matches!(
+        queue.admit(Priority::Normal, 2, later),
+        Admit::Refuse
+    ));
+    assert_eq!(queue.len(), 2);
+    assert!(!queue.standing(Priority::Normal, later));
+    // One gets a worker, another comes: full again, and moving: it stands, and the one left
+    // from the start (70 ms, over twice the target) is shed, which makes room.
+    assert!(queue.next(start + Duration::from_millis(60)).is_some());
+    let _second = queue.push(Priority::Normal, start + Duration::from_millis(61));
+    let full = start + Duration::from_millis(70);
+    assert!(matches!(
+        queue.admit(Priority::Normal, 2, full),
+        Admit::Wait
+    ));
+    assert!(queue.standing(Priority::Normal, full));
+    assert_eq!(queue.len(), 1);
+}
