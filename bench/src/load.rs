@@ -43,6 +43,10 @@ pub(crate) struct ClassResult {
     pub(crate) shed: u64,
     /// Other statuses and failed exchanges.
     pub(crate) other: u64,
+    /// Not answered within [`GRACE`] after the end of the run (a server that queues without
+    /// bound).
+    #[serde(default)]
+    pub(crate) unanswered: u64,
     pub(crate) ok_p50_ms: Option<f64>,
     pub(crate) ok_p99_ms: Option<f64>,
     pub(crate) shed_p99_ms: Option<f64>,
@@ -61,6 +65,9 @@ pub(crate) struct LoadReport {
 
 /// One answered request: class, status (0: failed), latency, `Retry-After`.
 type Sample = (bool, u16, Duration, Option<u64>);
+
+/// How long requests still in flight at the end of the run may take to be answered.
+const GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) fn main(options: LoadOptions) -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -85,6 +92,8 @@ async fn run(options: LoadOptions) -> LoadReport {
     let mut due = start;
     let mut share = 0.0;
     let mut tasks = tokio::task::JoinSet::new();
+    // Requests sent, normal and critical.
+    let mut sent = [0u64; 2];
     while due < end {
         tokio::time::sleep_until(due).await;
         share += options.critical;
@@ -92,6 +101,7 @@ async fn run(options: LoadOptions) -> LoadReport {
         if critical {
             share -= 1.0;
         }
+        sent[usize::from(critical)] += 1;
         let (idle, open, samples) = (idle.clone(), open.clone(), samples.clone());
         let port = options.port;
         tasks.spawn(async move {
@@ -104,12 +114,19 @@ async fn run(options: LoadOptions) -> LoadReport {
         });
         due += Duration::from_secs_f64(1.0 / rate_at(&options, due - start));
     }
-    while tasks.join_next().await.is_some() {}
+    let _ = tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+    tasks.abort_all();
     let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let mut normal = summarise(samples.iter().filter(|s| !s.0));
+    let mut critical = summarise(samples.iter().filter(|s| s.0));
+    normal.unanswered = sent[0] - normal.sent;
+    critical.unanswered = sent[1] - critical.sent;
+    normal.sent = sent[0];
+    critical.sent = sent[1];
     LoadReport {
         seconds: options.seconds,
-        normal: summarise(samples.iter().filter(|s| !s.0)),
-        critical: summarise(samples.iter().filter(|s| s.0)),
+        normal,
+        critical,
     }
 }
 

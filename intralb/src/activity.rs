@@ -18,7 +18,7 @@ const ONE_STARTED: u64 = 1 << 32;
 
 impl Activity {
     /// A request starts; it counts as running until the returned guard drops (it goes into
-    /// the response body: see [`Watched`](crate::send::Watched)).
+    /// the response body: see `Watched` in `send.rs`).
     pub(crate) fn start(self: &Arc<Self>, version: Version) -> Running {
         self.requests
             .fetch_add(ONE_STARTED | ONE_RUNNING, Ordering::Relaxed);

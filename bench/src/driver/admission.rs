@@ -185,7 +185,8 @@ impl Admission {
              `max_concurrent = {SLOTS}, queue = {QUEUE}`, `queue_target` at its default \
              ({QUEUE_TARGET_MS} ms), `/critical` is `Priority::Critical`; tower: global limit \
              {SLOTS} and load shed; plain `axum::serve` and bare hyper: no limit. `bench load`, \
-             open loop with latency correction, {CONNECTIONS} connections.\n",
+             open loop with latency correction, {CONNECTIONS} connections; requests not answered \
+             5 s after the end of a run are counted unanswered.\n",
             num(self.capacity_rps)
         );
         let mut table = Table::new(&[
@@ -201,6 +202,7 @@ impl Admission {
             "critical: 200s",
             "critical: p99 (ms)",
             "other",
+            "unanswered",
         ]);
         for run in &self.runs {
             let normal = &run.report.normal;
@@ -221,6 +223,7 @@ impl Admission {
                     .map_or("–".to_owned(), |s| format!("{:.2} %", s * 100.0)),
                 ms(critical.ok_p99_ms),
                 num((normal.other + critical.other) as f64),
+                num((normal.unanswered + critical.unanswered) as f64),
             ]);
         }
         table.render(out);
