@@ -112,6 +112,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod init;
+mod limit;
 mod listener;
 mod log;
 mod metrics;
