@@ -35,8 +35,9 @@
 //!    `body_timeout`, so a slow client holds only its connection, never a worker; then the
 //!    deadline starts (`timeout`, queue wait included).
 //! 3. **pool** (`pool.rs`): the request leases the most recently used idle worker; if none is
-//!    idle it waits in the pool-wide FIFO queue (and a new worker starts if the pool may grow),
-//!    or, with the queue full, it is shed: `503` at once.
+//!    idle, or the concurrency limit is reached (`max_concurrent`, or with `adaptive` the limit
+//!    `limit.rs` finds from service times), it waits in the pool-wide queue (and a new worker
+//!    starts if the pool may grow), or, with the queue full, it is shed: `503` at once.
 //! 4. The router runs on the request's task with the worker's id and a hold on the worker
 //!    (`worker.rs`) in the request extensions, under the deadline (`504`, and the handler is
 //!    cancelled) and a panic guard (`500`, and the worker's resources are re-initialised).
