@@ -486,8 +486,8 @@ impl Pool {
             self.drop_off_thread(vec![worker]);
             return;
         }
-        // The worker is not idle, so it counts as busy: the others are one fewer.
-        if core.limit < self.max && core.busy() - 1 >= core.limit {
+        // The worker is not idle, so it counts as busy: the others (one fewer) are at the limit.
+        if core.limit < self.max && core.busy() > core.limit {
             core.idle.push_back(Idle { worker, since: now });
             return;
         }

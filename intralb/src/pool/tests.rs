@@ -310,9 +310,10 @@ async fn a_standing_queue_serves_the_newest_first_and_an_empty_one_the_oldest() 
     tokio::time::sleep(Duration::from_millis(150)).await;
     let held = acquire_from_queue(&pool, held.1, &mut waiters).await;
     tokio::time::sleep(crate::queue::INTERVAL).await;
-    let mut lock = super::lock(&pool.core);
-    assert!(lock.queue.standing(Priority::Normal, Instant::now()));
-    drop(lock);
+    let standing = super::lock(&pool.core)
+        .queue
+        .standing(Priority::Normal, Instant::now());
+    assert!(standing);
 
     // Standing: last in, first out.
     let mut waiters: Vec<_> = (0..3).map(|_| waiter(&pool, Priority::Normal)).collect();

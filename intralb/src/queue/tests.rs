@@ -11,10 +11,11 @@ use crate::priority::Priority;
 fn a_queue_stands_only_when_its_shortest_wait_in_an_interval_exceeded_the_target() {
     let start = Instant::now();
     let mut queue = Queue::new(Duration::from_millis(5), start);
-    let mut rxs = Vec::new();
-    rxs.push(queue.push(Priority::Normal, start));
     // Waits of 20 ms and 8 ms in one interval: the shortest, 8 ms, exceeds 5 ms.
-    rxs.push(queue.push(Priority::Normal, start));
+    let _waiting = [
+        queue.push(Priority::Normal, start),
+        queue.push(Priority::Normal, start),
+    ];
     assert!(queue.next(start + Duration::from_millis(20)).is_some());
     assert!(queue.next(start + Duration::from_millis(8)).is_some());
     assert!(!queue.standing(Priority::Normal, start + Duration::from_millis(50)));
