@@ -54,12 +54,17 @@
 //!   at whatever concurrency they ran. A stale baseline shows itself instead: when the latency
 //!   rose for a reason the limit does not control (the backend is slower at any concurrency),
 //!   cutting does not move the median: no further cut is made while it stays within a
-//!   twentieth of the last congested window's, and after [`STALLED`] such windows in a row,
+//!   sixth of the last congested window's (a queue still draining after a cut makes it
+//!   rise, and the limit is cut again), and after [`STALLED`] such windows in a row,
 //!   the baseline is reset to the median now and the limit
 //!   to what it was before those windows (Envoy re-measures after 5 windows at its minimum,
-//!   envoyproxy/envoy#10647, but by pinning concurrency low). A limit not in use (fewer than
-//!   half of it busy: Gradient2's and Vegas's guard) is not cut, so an idle server's limit
-//!   does not collapse on latency it does not cause.
+//!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a
+//!   few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
+//!   Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`] × the
+//!   baseline, not for noise, and then only to the concurrency used: a server at low load
+//!   keeps its limit, but one whose backend lost capacity under a limit that never bound
+//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there
+//!   cut by the gradient.
 
 use std::time::Duration;
 
@@ -75,6 +80,8 @@ pub(crate) const MIN_SAMPLES: usize = 16;
 const KEPT: usize = 1024;
 /// A window whose median exceeds the baseline by this factor (plus [`SLACK`]) is congested.
 pub(crate) const TOLERANCE: f64 = 1.25;
+/// While fewer than half the limit run, a window is congested only past this factor.
+pub(crate) const UNUSED_TOLERANCE: u32 = 2;
 /// Added to the tolerated median, so that a handler of a few microseconds is not congested by
 /// scheduling jitter.
 pub(crate) const SLACK: Duration = Duration::from_micros(200);
@@ -82,10 +89,13 @@ pub(crate) const SLACK: Duration = Duration::from_micros(200);
 pub(crate) const BACKOFF: f64 = 0.9;
 /// A window cuts at most this share of the concurrency used.
 const MOST_CUT: f64 = 0.5;
-/// Congested windows in a row whose median stayed within a twentieth of the one before: the
+/// Congested windows in a row whose median stayed within `1 / FLAT` of the one before: the
 /// latency is not the queue's, so the baseline is reset to it and the limit to what it was
 /// before.
 pub(crate) const STALLED: u32 = 3;
+/// See [`STALLED`]: a sixth, about three standard deviations of the median of a window of
+/// [`MIN_SAMPLES`] service times that vary by ±30 %.
+const FLAT: f64 = 6.0;
 
 /// What a window changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,14 +255,14 @@ impl Controller {
         if self.previous.is_none() {
             self.before = self.limit;
         }
-        // Flat: within a twentieth of the last congested window's median, after a cut.
+        // Flat: within a sixth of the last congested window's median, after a cut.
         let flat = self.previous.is_some_and(|previous| {
             let change = if median > previous {
                 median - previous
             } else {
                 previous - median
             };
-            change.mul_f64(20.0) <= previous
+            change.mul_f64(FLAT) <= previous
         });
         self.stalled = if flat { self.stalled + 1 } else { 0 };
         self.previous = Some(median);
@@ -265,9 +275,16 @@ impl Controller {
             self.stalled = 0;
             return;
         }
-        if flat || used * 2 < self.limit {
-            // The last cut did not help (wait and see), or the limit is not in use: this
-            // latency is not the limit's doing.
+        if flat {
+            // The last cut did not help: wait and see.
+            return;
+        }
+        if used * 2 < self.limit {
+            // The limit is not in use: only a clear queue (not noise) calls for cutting it,
+            // and then first to what runs.
+            if median >= baseline * UNUSED_TOLERANCE {
+                self.limit = used.max(self.floor);
+            }
             return;
         }
         let gradient = baseline.as_secs_f64() / median.as_secs_f64();
