@@ -520,6 +520,10 @@ impl Pool {
             return;
         };
         core.limit = moved.to;
+        if moved.to < moved.from {
+            // Those waiting now wait for fewer workers: the queue stands from now on.
+            core.queue.limit_cut(now);
+        }
         let mut starts = Vec::new();
         while moved.to > moved.from && !core.queue.is_empty() && core.busy() < core.limit {
             if let Some(idle) = core.idle.pop_back() {
