@@ -81,7 +81,7 @@ const KEPT: usize = 1024;
 /// A window whose median exceeds the baseline by this factor (plus [`SLACK`]) is congested.
 pub(crate) const TOLERANCE: f64 = 1.25;
 /// While fewer than half the limit run, a window is congested only past this factor.
-pub(crate) const UNUSED_TOLERANCE: u32 = 2;
+pub(crate) const UNUSED_TOLERANCE: f64 = 1.5;
 /// Added to the tolerated median, so that a handler of a few microseconds is not congested by
 /// scheduling jitter.
 pub(crate) const SLACK: Duration = Duration::from_micros(200);
@@ -282,7 +282,7 @@ impl Controller {
         if used * 2 < self.limit {
             // The limit is not in use: only a clear queue (not noise) calls for cutting it,
             // and then first to what runs.
-            if median >= baseline * UNUSED_TOLERANCE {
+            if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
                 self.limit = used.max(self.floor);
             }
             return;
