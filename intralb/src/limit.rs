@@ -4,8 +4,8 @@
 //! Plain data, driven by the pool under its lock: every finished request is a sample
 //! ([`Controller::observe`]), and the limit moves once per *window* (at least [`WINDOW`] and
 //! [`MIN_SAMPLES`] samples, whichever comes later; the first window is its first
-//! [`MIN_SAMPLES`], which finished before any queue could form). Time is passed in, so tests drive it on
-//! tokio's paused clock.
+//! [`MIN_SAMPLES`], which finished before any queue could form). Time is passed in, so tests
+//! drive it on tokio's paused clock.
 //!
 //! # The algorithm
 //!
@@ -23,7 +23,8 @@
 //!   [`SLACK`] (the slack keeps microsecond-scale jitter of a CPU-bound handler from counting
 //!   as queueing). Then the limit goes to the concurrency that would have had no queue — by
 //!   Little's law, the concurrency used × `baseline / median` (Gradient2's gradient) — times
-//!   [`BACKOFF`], cutting at most half of the concurrency used per window.
+//!   [`BACKOFF`], cutting at most half of the concurrency used per window. (The concurrency
+//!   used is the most requests a sample of the window saw running.)
 //! - Otherwise, if the limit bound during the window (requests used all of it), it grows by
 //!   `log10(limit)`, at least 1 (Vegas's default increase): slowly, because a backend's queue
 //!   builds over more than one window, and a larger step overshoots before it shows.
@@ -53,18 +54,32 @@
 //!   follow). There is no probe: the baseline comes from the windows the server runs anyway,
 //!   at whatever concurrency they ran. A stale baseline shows itself instead: when the latency
 //!   rose for a reason the limit does not control (the backend is slower at any concurrency),
-//!   cutting does not move the median: no further cut is made while it stays within a
-//!   sixth of the last congested window's (a queue still draining after a cut makes it
-//!   rise, and the limit is cut again), and after [`STALLED`] such windows in a row,
-//!   the baseline is reset to the median now and the limit
-//!   to what it was before those windows (Envoy re-measures after 5 windows at its minimum,
-//!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a
-//!   few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
+//!   cutting does not move the median: no further cut is made while it stays within a sixth
+//!   of the last congested window's (a queue still draining after a cut makes it rise, and
+//!   the limit is cut again), and after [`STALLED`] such windows in a row, the baseline is
+//!   reset to the median now and the limit to what it was before those windows (Envoy
+//!   re-measures after 5 windows at its minimum, envoyproxy/envoy#10647, but by pinning
+//!   concurrency low): such a mistaken cut costs a few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
 //!   Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`] × the
 //!   baseline, not for noise, and then only to the concurrency used: a server at low load
 //!   keeps its limit, but one whose backend lost capacity under a limit that never bound
 //!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there
 //!   cut by the gradient.
+//!
+//! # References
+//!
+//! - Netflix/concurrency-limits, `concurrency-limits-core/src/main/java/com/netflix/`
+//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java`; the drift:
+//!   <https://github.com/Netflix/concurrency-limits/pull/134>.
+//! - Envoy's adaptive concurrency filter (gradient controller): the probe's 503s,
+//!   <https://github.com/envoyproxy/envoy/issues/8337>,
+//!   <https://github.com/envoyproxy/envoy/issues/18152>; the fixes it took,
+//!   <https://github.com/envoyproxy/envoy/pull/9007> (probe concurrency 1 → 3),
+//!   <https://github.com/envoyproxy/envoy/pull/10647>,
+//!   <https://github.com/envoyproxy/envoy/pull/11579>.
+//! - Cho et al., *Overload Control for µs-scale RPCs with Breakwater*, OSDI '20,
+//!   <https://www.usenix.org/conference/osdi20/presentation/cho>: queueing delay, not a count,
+//!   as the signal, and delay-based AQM behind it (here, the queue's CoDel).
 
 use std::time::Duration;
 
