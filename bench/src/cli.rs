@@ -16,7 +16,7 @@ Runs the scenarios (default: all) against every opponent and writes DIR/results.
 DIR/report.md and DIR/overload.svg (DIR defaults to bench-results). `bench report` renders
 report.md and the chart again from DIR/results.json.
 
-scenarios: all, fast, overload, admission, notes, scale, drain
+scenarios: all, fast, overload, admission, adaptive, notes, scale, drain
   --quick        short runs: proves the harness works; the numbers are noisy
   --out DIR      where results go (default bench-results)
   --no-pin       do not pin the server and the load generator to separate cores
@@ -31,6 +31,9 @@ server options (one server in the foreground until SIGTERM or Ctrl-C):
   --timeout-ms N request deadline, intralb and tower [10000]
   --slots N      the slow handler's backend slots [16]
   --hold-ms N    how long the slow handler holds a slot [20]
+  --slots-schedule N@MS,…  set the backend slots to N, MS milliseconds after start
+  --adaptive     intralb's adaptive concurrency limit
+  --metrics      intralb's Prometheus endpoint on /metrics
   --db PATH      serve the notes workload on this SQLite file instead of the basic routes
 
 load options (open loop on /slow and /critical; prints a JSON summary):
@@ -55,16 +58,18 @@ pub(crate) enum Scenario {
     Fast,
     Overload,
     Admission,
+    Adaptive,
     Notes,
     Scale,
     Drain,
 }
 
 impl Scenario {
-    pub(crate) const ALL: [Scenario; 6] = [
+    pub(crate) const ALL: [Scenario; 7] = [
         Scenario::Fast,
         Scenario::Overload,
         Scenario::Admission,
+        Scenario::Adaptive,
         Scenario::Notes,
         Scenario::Scale,
         Scenario::Drain,
@@ -75,6 +80,7 @@ impl Scenario {
             Scenario::Fast => "fast",
             Scenario::Overload => "overload",
             Scenario::Admission => "admission",
+            Scenario::Adaptive => "adaptive",
             Scenario::Notes => "notes",
             Scenario::Scale => "scale",
             Scenario::Drain => "drain",
@@ -170,6 +176,10 @@ pub(crate) struct ServerOptions {
     pub(crate) timeout: Duration,
     pub(crate) slots: usize,
     pub(crate) hold: Duration,
+    /// The backend's slots from a moment (since start) on.
+    pub(crate) slots_schedule: Vec<(Duration, usize)>,
+    pub(crate) adaptive: bool,
+    pub(crate) metrics: bool,
     pub(crate) db: Option<PathBuf>,
 }
 
@@ -184,6 +194,9 @@ impl ServerOptions {
             timeout: Duration::from_secs(10),
             slots: 16,
             hold: Duration::from_millis(20),
+            slots_schedule: Vec::new(),
+            adaptive: false,
+            metrics: false,
             db: None,
         }
     }
@@ -212,6 +225,19 @@ impl ServerOptions {
         }
         if let Some(db) = &self.db {
             args.extend(["--db".to_owned(), db.display().to_string()]);
+        }
+        if !self.slots_schedule.is_empty() {
+            let schedule: Vec<String> = self
+                .slots_schedule
+                .iter()
+                .map(|(at, slots)| format!("{slots}@{}", at.as_millis()))
+                .collect();
+            args.extend(["--slots-schedule".to_owned(), schedule.join(",")]);
+        }
+        for (on, flag) in [(self.adaptive, "--adaptive"), (self.metrics, "--metrics")] {
+            if on {
+                args.push(flag.to_owned());
+            }
         }
         args
     }
@@ -278,6 +304,17 @@ fn parse_server(args: &[String]) -> Result<ServerOptions, String> {
     let mut opponent = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--adaptive" => {
+                options.adaptive = true;
+                continue;
+            }
+            "--metrics" => {
+                options.metrics = true;
+                continue;
+            }
+            _ => {}
+        }
         let v = value(&mut args, arg)?;
         match arg.as_str() {
             "--opponent" => opponent = Some(v.parse()?),
@@ -289,6 +326,7 @@ fn parse_server(args: &[String]) -> Result<ServerOptions, String> {
             "--slots" => options.slots = number(arg, v)?,
             "--hold-ms" => options.hold = Duration::from_millis(number(arg, v)?),
             "--db" => options.db = Some(v.into()),
+            "--slots-schedule" => options.slots_schedule = schedule(arg, v)?,
             _ => return Err(format!("unknown server option `{arg}`")),
         }
     }
@@ -326,6 +364,21 @@ fn parse_load(args: &[String]) -> Result<crate::load::LoadOptions, String> {
         return Err("`bench load` needs --port and --rate".to_owned());
     }
     Ok(options)
+}
+
+/// `N@MS,…`: `N` slots from `MS` milliseconds on.
+fn schedule(flag: &str, v: &str) -> Result<Vec<(Duration, usize)>, String> {
+    v.split(',')
+        .map(|step| {
+            let (slots, at) = step
+                .split_once('@')
+                .ok_or_else(|| format!("`{flag}` expects N@MS,…, got `{v}`"))?;
+            Ok((
+                Duration::from_millis(number(flag, at)?),
+                number(flag, slots)?,
+            ))
+        })
+        .collect()
 }
 
 fn value<'a>(args: &mut std::slice::Iter<'a, String>, flag: &str) -> Result<&'a str, String> {
@@ -371,6 +424,9 @@ mod tests {
         options.port = 4321;
         options.min_workers = Some(16);
         options.db = Some("/tmp/notes.db".into());
+        options.slots_schedule = vec![(Duration::from_secs(5), 8), (Duration::from_secs(10), 16)];
+        options.adaptive = true;
+        options.metrics = true;
         assert_eq!(parse(&options.to_args()), Ok(Command::Server(options)));
     }
 

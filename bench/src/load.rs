@@ -61,10 +61,14 @@ pub(crate) struct LoadReport {
     pub(crate) seconds: f64,
     pub(crate) normal: ClassResult,
     pub(crate) critical: ClassResult,
+    /// The p99 of the normal class's 200s, by the second they were sent in.
+    #[serde(default)]
+    pub(crate) normal_ok_p99_by_second: Vec<Option<f64>>,
 }
 
-/// One answered request: class, status (0: failed), latency, `Retry-After`.
-type Sample = (bool, u16, Duration, Option<u64>);
+/// One answered request: class, status (0: failed), latency, `Retry-After`, when it was sent
+/// (since the start).
+type Sample = (bool, u16, Duration, Option<u64>, Duration);
 
 /// How long requests still in flight at the end of the run may take to be answered.
 const GRACE: Duration = Duration::from_secs(5);
@@ -110,13 +114,21 @@ async fn run(options: LoadOptions) -> LoadReport {
             samples
                 .lock()
                 .unwrap()
-                .push((critical, status, latency, retry_after));
+                .push((critical, status, latency, retry_after, due - start));
         });
         due += Duration::from_secs_f64(1.0 / rate_at(&options, due - start));
     }
     let _ = tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     tasks.abort_all();
     let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let seconds = options.seconds.ceil() as usize;
+    let mut by_second = vec![Vec::new(); seconds.max(1)];
+    for &(critical, status, latency, _, sent) in &samples {
+        if !critical && status == 200 {
+            let second = (sent.as_secs() as usize).min(by_second.len() - 1);
+            by_second[second].push(latency.as_secs_f64() * 1000.0);
+        }
+    }
     let mut normal = summarise(samples.iter().filter(|s| !s.0));
     let mut critical = summarise(samples.iter().filter(|s| s.0));
     normal.unanswered = sent[0] - normal.sent;
@@ -127,6 +139,10 @@ async fn run(options: LoadOptions) -> LoadReport {
         seconds: options.seconds,
         normal,
         critical,
+        normal_ok_p99_by_second: by_second
+            .iter_mut()
+            .map(|latencies| percentile(latencies, 0.99))
+            .collect(),
     }
 }
 
@@ -211,7 +227,7 @@ fn summarise<'a>(samples: impl Iterator<Item = &'a Sample>) -> ClassResult {
     let mut ok = Vec::new();
     let mut shed = Vec::new();
     let mut retry: Option<(u64, u64)> = None;
-    for &(_, status, latency, retry_after) in samples {
+    for &(_, status, latency, retry_after, _) in samples {
         result.sent += 1;
         let ms = latency.as_secs_f64() * 1000.0;
         match status {

@@ -51,6 +51,12 @@ macro_rules! settings {
                 queue_target: Duration = "5ms", "`\"5ms\"`";
                 /// idle time before a surplus worker retires
                 idle_timeout: Duration = "60s", "`\"60s\"`";
+                /// adaptive concurrency: the limit moves between a floor and `max_concurrent`, following measured service times against their unqueued baseline
+                ///
+                /// So a backend's real capacity is found instead of trusted to `max_concurrent`:
+                /// requests beyond it wait in the queue (and its discipline) instead of in the
+                /// backend. Read the current limit in `Stats::concurrency_limit`.
+                adaptive: Flag = false, "`false`";
             }
             [drain: Drain] {
                 /// drain time on shutdown before cancelling

@@ -54,10 +54,12 @@
 //!    [`Priority`]; a body up to `buffer_body` is read whole, under `body_timeout`, so a slow
 //!    client holds only its connection, never a worker; then the outer layers run, if any
 //!    (`layer.rs`), and admission starts the deadline (`timeout`, queue wait included).
-//! 3. **pool** (`pool.rs`, `queue.rs`): the request leases the most recently used idle worker;
-//!    if none is idle it waits in the pool-wide queue (and a new worker starts if the pool may
-//!    grow), whose discipline (CoDel, adaptive LIFO, priorities) decides who gets the next
-//!    free worker and who is shed (`503` with a computed `Retry-After`).
+//! 3. **pool** (`pool.rs`, `queue.rs`, `limit.rs`): the request leases the most recently used
+//!    idle worker; if none is idle, or the concurrency limit is reached (`max_concurrent`, or
+//!    with `adaptive` the limit `limit.rs` finds from service times), it waits in the pool-wide
+//!    queue (and a new worker starts if the pool may grow), whose discipline (CoDel, adaptive
+//!    LIFO, priorities) decides who gets the next free worker and who is shed (`503` with a
+//!    computed `Retry-After`).
 //! 4. **serving** (`serving.rs`): the router runs on the request's task with the worker's id
 //!    and a hold on the worker (`worker.rs`) in the request extensions, under the deadline
 //!    (`504`, and the handler is cancelled) and a panic guard (`500`, and the worker's
@@ -90,6 +92,7 @@
 //! | `timeout` | `"30s"` | `INTRALB_TIMEOUT` | a request's deadline from arrival, queue wait included |
 //! | `queue_target` | `"5ms"` | `INTRALB_QUEUE_TARGET` | target queue wait (CoDel): while no request in 100 ms waited less, those waiting twice as long get `503` and the newest are served first; `"0s"`: a plain FIFO |
 //! | `idle_timeout` | `"60s"` | `INTRALB_IDLE_TIMEOUT` | idle time before a surplus worker retires |
+//! | `adaptive` | `false` | `INTRALB_ADAPTIVE` | adaptive concurrency: the limit moves between a floor and `max_concurrent`, following measured service times against their unqueued baseline |
 //! | `shutdown_timeout` | `"10s"` | `INTRALB_SHUTDOWN_TIMEOUT` | drain time on shutdown before cancelling |
 //! | `drain_delay` | `"0s"` | `INTRALB_DRAIN_DELAY` | on shutdown, keep serving (not ready) this long before closing the listener |
 //! | `metrics` | off | `INTRALB_METRICS` | path of a Prometheus endpoint, e.g. `"/metrics"` |
@@ -140,6 +143,7 @@ mod error;
 mod extract;
 mod init;
 mod layer;
+mod limit;
 mod listener;
 mod log;
 mod metrics;

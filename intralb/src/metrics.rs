@@ -11,6 +11,7 @@
 //! | `intralb_workers` | gauge | `state`: busy, idle, starting |
 //! | `intralb_queue_depth` | gauge | |
 //! | `intralb_in_flight` | gauge | |
+//! | `intralb_concurrency_limit` | gauge | |
 //! | `intralb_queue_wait_seconds` | histogram | |
 //! | `intralb_service_time_seconds` | histogram | |
 
@@ -25,6 +26,7 @@ const INIT_FAILURES: &str = "intralb_worker_init_failures_total";
 const WORKERS: &str = "intralb_workers";
 const QUEUE_DEPTH: &str = "intralb_queue_depth";
 const IN_FLIGHT: &str = "intralb_in_flight";
+const CONCURRENCY_LIMIT: &str = "intralb_concurrency_limit";
 const QUEUE_WAIT: &str = "intralb_queue_wait_seconds";
 const SERVICE_TIME: &str = "intralb_service_time_seconds";
 
@@ -40,6 +42,7 @@ pub(crate) struct Metrics {
     starting: Gauge,
     queue_depth: Gauge,
     in_flight: Gauge,
+    concurrency_limit: Gauge,
 }
 
 impl Metrics {
@@ -52,6 +55,10 @@ impl Metrics {
         metrics::describe_gauge!(WORKERS, "Workers, by state.");
         metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting for a worker.");
         metrics::describe_gauge!(IN_FLIGHT, "Requests running or waiting.");
+        metrics::describe_gauge!(
+            CONCURRENCY_LIMIT,
+            "Most requests that may run at once (adaptive: the limit found)."
+        );
         metrics::describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time from arrival to a worker.");
         metrics::describe_histogram!(
             SERVICE_TIME,
@@ -73,6 +80,7 @@ impl Metrics {
             starting: workers("starting"),
             queue_depth: metrics::gauge!(QUEUE_DEPTH),
             in_flight: metrics::gauge!(IN_FLIGHT),
+            concurrency_limit: metrics::gauge!(CONCURRENCY_LIMIT),
         }
     }
 
@@ -87,6 +95,7 @@ impl Metrics {
         self.starting.set(stats.starting as f64);
         self.queue_depth.set(stats.queued as f64);
         self.in_flight.set((stats.busy + stats.queued) as f64);
+        self.concurrency_limit.set(stats.concurrency_limit as f64);
     }
 }
 

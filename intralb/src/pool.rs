@@ -12,8 +12,14 @@
 //!   priorities) is in `queue.rs`. A worker given back goes straight to the waiter the queue
 //!   picks, if any.
 //! - `scale` counts workers, and a request that would wait starts a worker if the pool may grow.
+//! - `limit` is how many requests may run at once: `max_concurrent`, or with `adaptive`, what
+//!   the controller in `limit.rs` (fed every service time, through [`Pool::observe`]) finds.
+//!   A request takes an idle worker only while fewer than `limit` run, else it waits; a worker
+//!   given back goes to a waiter only then, else it idles (and retires as any idle worker); a
+//!   worker starts for a waiting request only below `limit`.
 //!
-//! Invariant: while a worker is idle, no request waits. Everything above is behind one lock,
+//! Invariant: while a worker is idle and fewer than `limit` requests run, no request waits
+//! (when the limit rises, waiters are given workers at once). Everything above is behind one lock,
 //! `core`, and a worker joins the idle stack (or a waiter) only under it after checking
 //! `closed`, which `close` sets under it: nothing joins the stack once `close` has emptied it.
 
@@ -36,6 +42,7 @@ use crate::config;
 use crate::counters::Counters;
 use crate::error::Result;
 use crate::init::{self, Initializer};
+use crate::limit::Controller;
 use crate::priority::Priority;
 use crate::queue::{Admit, Grant, Queue};
 use crate::resources::{Resources, Slot};
@@ -110,10 +117,23 @@ struct Core {
     idle: VecDeque<Idle>,
     queue: Queue,
     scale: Scale,
+    /// Most requests running at once: `max` unless the controller lowered it.
+    limit: usize,
+    /// With `adaptive`.
+    control: Option<Controller>,
+}
+
+impl Core {
+    /// Workers running a request.
+    fn busy(&self) -> usize {
+        self.scale.total - self.scale.starting - self.idle.len()
+    }
 }
 
 pub(crate) struct Pool {
     max: usize,
+    /// Whether the limit adapts (then [`Pool::observe`] feeds it).
+    pub(crate) adaptive: bool,
     queue: usize,
     min: usize,
     idle_timeout: Duration,
@@ -171,6 +191,7 @@ impl Pool {
         let now = Instant::now();
         let pool = Arc::new(Pool {
             max: config.max_concurrent,
+            adaptive: config.adaptive,
             queue: config.queue,
             min,
             idle_timeout: config.idle_timeout,
@@ -186,6 +207,10 @@ impl Pool {
                     free_ids: BinaryHeap::new(),
                     next_id: 0,
                 },
+                limit: config.max_concurrent,
+                control: config
+                    .adaptive
+                    .then(|| Controller::new(config.max_concurrent, now)),
             }),
             closed: AtomicBool::new(false),
             closed_tx: watch::Sender::new(false),
@@ -264,6 +289,9 @@ impl Pool {
         let mut core = lock(&self.core);
         if self.is_closed() {
             return Err(Rejected::Closed);
+        }
+        if core.limit < self.max && core.busy() >= core.limit {
+            return Ok(None);
         }
         let idle = core.idle.pop_back();
         if idle.is_some() {
@@ -353,9 +381,12 @@ impl Pool {
         if self.is_closed() {
             return Err(Rejected::Closed);
         }
-        if let Some(idle) = core.idle.pop_back() {
-            core.queue.granted_at_once(priority, now);
-            return Ok(Found::Idle(idle.worker));
+        let below_limit = core.limit >= self.max || core.busy() < core.limit;
+        if below_limit {
+            if let Some(idle) = core.idle.pop_back() {
+                core.queue.granted_at_once(priority, now);
+                return Ok(Found::Idle(idle.worker));
+            }
         }
         if core.scale.unavailable() {
             drop(core);
@@ -365,7 +396,7 @@ impl Pool {
         // This request would wait: give it a worker of its own if the pool may grow. It waits
         // for that worker without taking a queue place.
         let waiting = core.queue.len();
-        let start = (core.scale.starting <= waiting && core.scale.total < self.max)
+        let start = (core.scale.starting <= waiting && core.scale.total < core.limit)
             .then(|| core.scale.reserve());
         if start.is_none() {
             let places = self.queue.saturating_add(core.scale.starting);
@@ -440,10 +471,10 @@ impl Pool {
         self.put(lock(&self.core), worker, now);
     }
 
-    /// A worker that can serve goes to the waiter the queue picks, else onto the idle stack;
-    /// dropped instead if the pool is closed. Grants are sent under the lock, so a waiter that
-    /// gives up (under it too) knows whether it was sent one.
-    fn put(&self, mut core: MutexGuard<'_, Core>, mut worker: Arc<Worker>, now: Instant) {
+    /// A worker that can serve goes to the waiter the queue picks (if fewer than `limit` others
+    /// run), else onto the idle stack; dropped instead if the pool is closed. Grants are sent
+    /// under the lock, so a waiter that gives up (under it too) knows whether it was sent one.
+    fn put(&self, mut core: MutexGuard<'_, Core>, worker: Arc<Worker>, now: Instant) {
         if core.queue.is_empty() && !self.is_closed() {
             // The fast path: nobody waits.
             core.idle.push_back(Idle { worker, since: now });
@@ -455,6 +486,16 @@ impl Pool {
             self.drop_off_thread(vec![worker]);
             return;
         }
+        // The worker is not idle, so it counts as busy: the others (one fewer) are at the limit.
+        if core.limit < self.max && core.busy() > core.limit {
+            core.idle.push_back(Idle { worker, since: now });
+            return;
+        }
+        Self::grant(&mut core, worker, now);
+    }
+
+    /// Sends `worker` to the waiter the queue picks, or makes it idle if none waits.
+    fn grant(core: &mut Core, mut worker: Arc<Worker>, now: Instant) {
         while let Some(waiter) = core.queue.next(now) {
             match waiter.send(Grant::Worker(worker)) {
                 Ok(()) => return,
@@ -463,6 +504,49 @@ impl Pool {
             }
         }
         core.idle.push_back(Idle { worker, since: now });
+    }
+
+    /// A request that `started` on a worker ended at `now` (with `adaptive`): the controller
+    /// takes its service time, and if the limit rose, waiters get idle workers (or workers
+    /// start for them) at once.
+    pub(crate) fn observe(self: &Arc<Self>, started: Instant, now: Instant) {
+        let mut core = lock(&self.core);
+        let busy = core.busy();
+        let Some(moved) = core
+            .control
+            .as_mut()
+            .and_then(|control| control.observe(started, now, busy))
+        else {
+            return;
+        };
+        core.limit = moved.to;
+        if moved.to < moved.from {
+            // Those waiting now wait for fewer workers: the queue stands from now on.
+            core.queue.limit_cut(now);
+        }
+        let mut starts = Vec::new();
+        while moved.to > moved.from && !core.queue.is_empty() && core.busy() < core.limit {
+            if let Some(idle) = core.idle.pop_back() {
+                Self::grant(&mut core, idle.worker, now);
+            } else if core.scale.starting < core.queue.len() && core.scale.total < core.limit {
+                starts.push(core.scale.reserve());
+            } else {
+                break;
+            }
+        }
+        drop(core);
+        for id in starts {
+            self.spawn_start(id, vec![None; self.inits.len()]);
+        }
+        if moved.log {
+            tracing::info!(
+                from = moved.from,
+                to = moved.to,
+                median_service_time = ?moved.median,
+                baseline = ?moved.baseline,
+                "adaptive concurrency limit moved"
+            );
+        }
     }
 
     /// The resources whose initializer's `broken` check says so.
@@ -588,6 +672,7 @@ impl Pool {
             stats.starting = core.scale.starting;
             stats.idle = core.idle.len();
             stats.busy = stats.workers - stats.idle;
+            stats.concurrency_limit = core.limit;
             stats.queued = core.queue.len();
             for priority in Priority::ALL {
                 stats.by_priority[priority.rank()].queued = core.queue.len_of(priority);
@@ -604,7 +689,7 @@ impl Pool {
     /// Requests holding a worker or waiting for one.
     pub(crate) fn in_flight(&self) -> usize {
         let core = lock(&self.core);
-        core.scale.total - core.scale.starting - core.idle.len() + core.queue.len()
+        core.busy() + core.queue.len()
     }
 
     /// A drain begins: [`Drain`](crate::Drain) resolves, readiness answers 503.

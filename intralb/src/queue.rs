@@ -170,6 +170,12 @@ impl Queue {
         }
     }
 
+    /// The concurrency limit was cut (`adaptive`): as clear a sign as a full queue, so the
+    /// classes waiting stand at once (see `filled`).
+    pub(crate) fn limit_cut(&mut self, now: Instant) {
+        self.filled(now);
+    }
+
     /// A request of `priority` got an idle worker at once: a wait of zero.
     pub(crate) fn granted_at_once(&mut self, priority: Priority, now: Instant) {
         self.meter.granted += 1;

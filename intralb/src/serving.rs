@@ -262,6 +262,10 @@ fn finish<B>(
             answer(Outcome::ShuttingDown)
         }
     };
+    if shared.pool.adaptive {
+        // Before the worker is given back, so that it counts among those running.
+        shared.pool.observe(started, finished);
+    }
     hold.release_at(finished);
     counters.record(started - arrival, finished - started);
     span.record("status", response.status().as_u16());

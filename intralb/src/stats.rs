@@ -23,6 +23,9 @@ pub struct Stats {
     pub starting: usize,
     /// Requests waiting for a worker.
     pub queued: usize,
+    /// Most requests that may run at once now: `max_concurrent`, or with `adaptive`, the limit
+    /// it found (between a floor and `max_concurrent`).
+    pub concurrency_limit: usize,
     /// Requests answered by the router (any status the router chose).
     pub served: u64,
     /// Requests answered `503` by admission: every worker busy and no queue place for them (see
@@ -126,6 +129,7 @@ impl Stats {
             idle: 0,
             starting: 0,
             queued: 0,
+            concurrency_limit: 0,
             served: 0,
             shed: 0,
             expired_in_queue: 0,

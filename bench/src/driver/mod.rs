@@ -3,8 +3,9 @@
 //! keeps what it measured).
 //!
 //! Each scenario is a module with a `run` that measures and a `report` that renders its table:
-//! [`fast`], [`overload`], [`admission`], [`notes`], [`scale`], [`drain`].
+//! [`fast`], [`overload`], [`admission`], [`adaptive`], [`notes`], [`scale`], [`drain`].
 
+mod adaptive;
 mod admission;
 mod chart;
 mod drain;
@@ -107,6 +108,8 @@ pub(crate) struct Results {
     pub(crate) overload: Option<overload::Overload>,
     #[serde(default)]
     pub(crate) admission: Option<admission::Admission>,
+    #[serde(default)]
+    pub(crate) adaptive: Option<adaptive::Adaptive>,
     pub(crate) notes: Option<notes::Notes>,
     pub(crate) scale: Option<scale::Scale>,
     pub(crate) drain: Option<drain::Drain>,
@@ -213,6 +216,7 @@ fn run(options: &RunOptions) -> Result<bool> {
         fast: None,
         overload: None,
         admission: None,
+        adaptive: None,
         notes: None,
         scale: None,
         drain: None,
@@ -243,6 +247,7 @@ fn run(options: &RunOptions) -> Result<bool> {
             Scenario::Fast => fast::run(&bench).map(|r| results.fast = Some(r)),
             Scenario::Overload => overload::run(&bench).map(|r| results.overload = Some(r)),
             Scenario::Admission => admission::run(&bench).map(|r| results.admission = Some(r)),
+            Scenario::Adaptive => adaptive::run(&bench).map(|r| results.adaptive = Some(r)),
             Scenario::Notes => notes::run(&bench).map(|r| results.notes = Some(r)),
             Scenario::Scale => scale::run(&bench).map(|r| results.scale = Some(r)),
             Scenario::Drain => drain::run(&bench).map(|r| results.drain = Some(r)),

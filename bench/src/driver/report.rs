@@ -167,6 +167,9 @@ pub(crate) fn render(results: &Results) -> String {
     if let Some(admission) = &results.admission {
         admission.report(&mut out);
     }
+    if let Some(adaptive) = &results.adaptive {
+        adaptive.report(&mut out);
+    }
     if let Some(notes) = &results.notes {
         notes.report(&mut out);
     }

@@ -65,7 +65,7 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
     let router = match &options.db {
         Some(db) => notes::router(options.opponent, db, options.limit)?,
-        None => routes::router(options.slots, options.hold),
+        None => routes::router(options.slots, options.hold, &options.slots_schedule),
     };
     match options.opponent {
         Opponent::Intralb => {
@@ -74,7 +74,11 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
                 .queue(options.queue)
                 .timeout(options.timeout)
                 .priority(routes::priority)
+                .adaptive(options.adaptive)
                 .addr(addr);
+            if options.metrics {
+                builder = builder.metrics("/metrics");
+            }
             if let Some(n) = options.min_workers {
                 builder = builder.min_workers(n);
             }

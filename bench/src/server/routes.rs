@@ -8,6 +8,8 @@
 //!   slots are never contended, since at most `limit = slots` handlers run.
 //! - `GET /critical`: the same as `/slow`; intralb gives it `Priority::Critical` (admission).
 //! - `GET /sleep/{ms}`: sleeps that long, for the drain.
+//! - `--slots-schedule` changes the number of slots while serving (the adaptive scenario's
+//!   capacity that halves and comes back).
 //! - `GET /stats`: `PEAK MEAN_HOLD_US`: the most `/slow` handlers that were ever running at once
 //!   (waiting for a slot included), which shows whether a limit bounded concurrency, and how
 //!   long a slot was really held on average.
@@ -39,6 +41,17 @@ struct Backend {
     held_micros: AtomicU64,
 }
 
+impl Backend {
+    /// From `from` slots to `to`: fewer as soon as the slots taken away are given back.
+    async fn resize(&self, from: usize, to: usize) {
+        if to > from {
+            self.slots.add_permits(to - from);
+        } else if let Ok(taken) = self.slots.acquire_many((from - to) as u32).await {
+            taken.forget();
+        }
+    }
+}
+
 /// Counts a `/slow` handler as running while it exists.
 struct Running<'a>(&'a Backend);
 
@@ -57,8 +70,8 @@ impl Drop for Running<'_> {
 }
 
 /// The routes, as a `Router` not yet made eager with `with_state(())`: the `naive-limit`
-/// opponent needs it that way.
-pub(crate) fn router(slots: usize, hold: Duration) -> Router {
+/// opponent needs it that way. `schedule`: the backend's slots from a moment (after now) on.
+pub(crate) fn router(slots: usize, hold: Duration, schedule: &[(Duration, usize)]) -> Router {
     let backend = Arc::new(Backend {
         slots: Semaphore::new(slots),
         hold,
@@ -67,6 +80,16 @@ pub(crate) fn router(slots: usize, hold: Duration) -> Router {
         held: AtomicU64::new(0),
         held_micros: AtomicU64::new(0),
     });
+    let mut current = slots;
+    for &(at, next) in schedule {
+        let backend = Arc::clone(&backend);
+        let from = current;
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            backend.resize(from, next).await;
+        });
+        current = next;
+    }
     let for_slow = Arc::clone(&backend);
     Router::new()
         .route("/", get(|| async { "Hello, World!" }))

@@ -404,3 +404,84 @@ async fn retry_after_is_the_backlog_over_the_measured_rate_jittered() {
     assert!(seen.len() > 1, "jittered: {seen:?}");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn with_adaptive_a_backend_of_four_slots_gets_a_limit_near_four_and_bounded_waits() {
+    // Four real slots, 20 ms each (200/s), behind max_concurrent = 64; a request every 2 ms
+    // (500/s) for 6 s. Without the limit, 64 would run and each take 320 ms.
+    let config = config::Pool {
+        adaptive: true,
+        queue_target: TARGET,
+        ..config(64, 0, 64)
+    };
+    let pool = Pool::start(&config, Vec::new()).await.unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(4));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let mut limits = Vec::new();
+    for _ in 0..3000 {
+        let (shared, slots, tx) = (Arc::clone(&pool), Arc::clone(&slots), tx.clone());
+        tokio::spawn(async move {
+            let pool = shared;
+            let arrived = Instant::now();
+            let answer = pool
+                .acquire(Priority::Normal, arrived, arrived + Duration::from_secs(30))
+                .await;
+            let started = Instant::now();
+            if let Ok(hold) = answer {
+                let permit = slots.acquire().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(permit);
+                // As `serving.rs` does: the sample, then the worker back.
+                pool.observe(started, Instant::now());
+                drop(hold);
+                let _ = tx.send((arrived - start, started - arrived, Instant::now() - started));
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        limits.push((Instant::now() - start, pool.stats().concurrency_limit));
+    }
+    drop(tx);
+    let mut served = Vec::new();
+    while let Some(answer) = rx.recv().await {
+        served.push(answer);
+    }
+    let settled = |at: &Duration| *at >= Duration::from_secs(2);
+    let settled_limits: Vec<usize> = limits
+        .iter()
+        .filter(|(at, _)| settled(at))
+        .map(|(_, limit)| *limit)
+        .collect();
+    let (low, high) = (
+        *settled_limits.iter().min().unwrap(),
+        *settled_limits.iter().max().unwrap(),
+    );
+    assert!(low >= 2 && high <= 7, "the limit stayed in {low}..={high}");
+    // The backend stays busy: at least nine tenths of its 200/s are served.
+    let rate = served.len() as f64 / 6.0;
+    assert!(rate >= 180.0, "{rate}/s served");
+    // Service times stay near the backend's own (20 ms; 320 ms if all 64 ran), and waits are
+    // CoDel's: near the target, and after a cut (the queue not standing yet) at most about an
+    // interval.
+    let (mut waits, mut services): (Vec<Duration>, Vec<Duration>) = served
+        .iter()
+        .filter(|(at, ..)| settled(at))
+        .map(|(_, waited, service)| (*waited, *service))
+        .unzip();
+    waits.sort();
+    services.sort();
+    let p99 = |sorted: &[Duration]| sorted[sorted.len() * 99 / 100];
+    assert!(
+        p99(&services) <= Duration::from_millis(45),
+        "{:?}",
+        p99(&services)
+    );
+    assert!(
+        waits[waits.len() / 2] <= TARGET * 2,
+        "{:?}",
+        waits[waits.len() / 2]
+    );
+    let longest = *waits.last().unwrap();
+    assert!(longest <= crate::queue::INTERVAL, "{longest:?}");
+    pool.close().await;
+}

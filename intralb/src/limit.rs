@@ -1,0 +1,315 @@
+//! The adaptive concurrency limit (`adaptive = true`): how many requests may run at once, found
+//! from measured service times instead of trusted to `max_concurrent`.
+//!
+//! Plain data, driven by the pool under its lock: every finished request is a sample
+//! ([`Controller::observe`]), and the limit moves once per *window* (at least [`WINDOW`] and
+//! [`MIN_SAMPLES`] samples, whichever comes later; the first window is its first
+//! [`MIN_SAMPLES`], which finished before any queue could form). Time is passed in, so tests
+//! drive it on tokio's paused clock.
+//!
+//! # The algorithm
+//!
+//! A delay-based controller in the family of TCP Vegas, as Netflix's concurrency-limits
+//! (`VegasLimit`, `Gradient2Limit`) and Envoy's adaptive concurrency filter (its gradient
+//! controller) apply it to servers, and like Breakwater (Cho et al., OSDI '20), which drives
+//! admission by the server-side queueing delay rather than by a fixed count:
+//!
+//! - Each window's **typical service time** is the median of its samples (Envoy's
+//!   `sample_aggregate_percentile`, 50 by default): a few slow requests do not move it.
+//! - The **baseline** is the lowest typical service time of any window since it was last
+//!   reset: what the service takes when nothing queues in it. It falls at once when the
+//!   service gets faster, and is reset (see below) only when cutting the limit stops helping.
+//! - A window is **congested** when its median exceeds `baseline ×` [`TOLERANCE`] `+`
+//!   [`SLACK`] (the slack keeps microsecond-scale jitter of a CPU-bound handler from counting
+//!   as queueing). Then the limit goes to the concurrency that would have had no queue — by
+//!   Little's law, the concurrency used × `baseline / median` (Gradient2's gradient) — times
+//!   [`BACKOFF`], cutting at most half of the concurrency used per window. (The concurrency
+//!   used is the most requests a sample of the window saw running.)
+//! - Otherwise, if the limit bound during the window (requests used all of it), it grows by
+//!   `log10(limit)`, at least 1 (Vegas's default increase): slowly, because a backend's queue
+//!   builds over more than one window, and a larger step overshoots before it shows.
+//! - Between [`FLOOR`] and `max_concurrent`; it starts at `max_concurrent`, so that `adaptive`
+//!   never refuses more than the fixed limit would until it has measured a reason to.
+//!
+//! Once the limit moved, samples of requests that started before are ignored (as Envoy came to
+//! ignore samples from before a minRTT window, envoyproxy/envoy#11579): they measure the old
+//! limit, and would cut again for a queue that is already gone, or grow again on a latency
+//! the new limit has not had time to raise.
+//!
+//! # The two failure modes it avoids
+//!
+//! - **The limit drifting upward under modest overload** (Netflix/concurrency-limits#134: with
+//!   Gradient2 at a gradient near 0.8, the limit grows indefinitely). Gradient2's baseline is an
+//!   exponential average of *all* samples, so under sustained overload it follows the inflated
+//!   latency upward, and it adds `queueSize` at every update whatever the gradient. Here the
+//!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let
+//!   a slow overload ramp carry it up, window after window), and the limit grows only while
+//!   the median is within the tolerance of it and the limit is in use. Under overload the limit
+//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every
+//!   cut lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the
+//!   service a little below it: a baseline measured too high (inflated medians at start-up)
+//!   comes down cycle after cycle.
+//! - **A periodic minRTT probe that pins concurrency low and sheds** (envoyproxy/envoy#8337,
+//!   #18152: Envoy drops the limit to `min_concurrency` for each minRTT measurement, and 503s
+//!   follow). There is no probe: the baseline comes from the windows the server runs anyway,
+//!   at whatever concurrency they ran. A stale baseline shows itself instead: when the latency
+//!   rose for a reason the limit does not control (the backend is slower at any concurrency),
+//!   cutting does not move the median: no further cut is made while it stays within a sixth
+//!   of the last congested window's (a queue still draining after a cut makes it rise, and
+//!   the limit is cut again), and after [`STALLED`] such windows in a row, the baseline is
+//!   reset to the median now and the limit to what it was before those windows (Envoy
+//!   re-measures after 5 windows at its minimum, envoyproxy/envoy#10647, but by pinning
+//!   concurrency low): such a mistaken cut costs a few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
+//!   Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`] × the
+//!   baseline, not for noise, and then only to the concurrency used: a server at low load
+//!   keeps its limit, but one whose backend lost capacity under a limit that never bound
+//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there
+//!   cut by the gradient.
+//!
+//! # References
+//!
+//! - Netflix/concurrency-limits, `concurrency-limits-core/src/main/java/com/netflix/`
+//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java`; the drift:
+//!   <https://github.com/Netflix/concurrency-limits/pull/134>.
+//! - Envoy's adaptive concurrency filter (gradient controller): the probe's 503s,
+//!   <https://github.com/envoyproxy/envoy/issues/8337>,
+//!   <https://github.com/envoyproxy/envoy/issues/18152>; the fixes it took,
+//!   <https://github.com/envoyproxy/envoy/pull/9007> (probe concurrency 1 → 3),
+//!   <https://github.com/envoyproxy/envoy/pull/10647>,
+//!   <https://github.com/envoyproxy/envoy/pull/11579>.
+//! - Cho et al., *Overload Control for µs-scale RPCs with Breakwater*, OSDI '20,
+//!   <https://www.usenix.org/conference/osdi20/presentation/cho>: queueing delay, not a count,
+//!   as the signal, and delay-based AQM behind it (here, the queue's CoDel).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The lowest the limit goes.
+pub(crate) const FLOOR: usize = 2;
+/// The shortest window.
+pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+/// The fewest samples in a window.
+pub(crate) const MIN_SAMPLES: usize = 16;
+/// The most samples a window keeps (the latest): its median is taken over these.
+const KEPT: usize = 1024;
+/// A window whose median exceeds the baseline by this factor (plus [`SLACK`]) is congested.
+pub(crate) const TOLERANCE: f64 = 1.25;
+/// While fewer than half the limit run, a window is congested only past this factor.
+pub(crate) const UNUSED_TOLERANCE: f64 = 1.5;
+/// Added to the tolerated median, so that a handler of a few microseconds is not congested by
+/// scheduling jitter.
+pub(crate) const SLACK: Duration = Duration::from_micros(200);
+/// A cut lands this far below the concurrency that would have had no queue.
+pub(crate) const BACKOFF: f64 = 0.9;
+/// A window cuts at most this share of the concurrency used.
+const MOST_CUT: f64 = 0.5;
+/// Congested windows in a row whose median stayed within `1 / FLAT` of the one before: the
+/// latency is not the queue's, so the baseline is reset to it and the limit to what it was
+/// before.
+pub(crate) const STALLED: u32 = 3;
+/// See [`STALLED`]: a sixth, about three standard deviations of the median of a window of
+/// [`MIN_SAMPLES`] service times that vary by ±30 %.
+const FLAT: f64 = 6.0;
+
+/// What a window changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    /// The limit moved by more than a quarter since it was last logged.
+    pub(crate) log: bool,
+    /// The window's median service time.
+    pub(crate) median: Duration,
+    pub(crate) baseline: Duration,
+}
+
+/// The controller (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Controller {
+    max: usize,
+    floor: usize,
+    limit: usize,
+    window: Window,
+    /// The lowest window median since the last reset; `None` before the first window.
+    baseline: Option<Duration>,
+    /// Samples of requests that started before this are ignored (the limit was cut then).
+    epoch: Instant,
+    /// The last congested window's median, and how many congested windows in a row did not
+    /// bring it down.
+    previous: Option<Duration>,
+    stalled: u32,
+    /// The limit before the congested windows in a row began.
+    before: usize,
+    /// The limit when it was last logged.
+    logged: usize,
+    /// The first window has closed.
+    seeded: bool,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    /// Service times in microseconds, at most [`KEPT`] (then the oldest are overwritten).
+    samples: Vec<u32>,
+    seen: usize,
+    /// The most requests running at once that a sample saw.
+    peak: usize,
+}
+
+impl Window {
+    fn new(start: Instant) -> Self {
+        Window {
+            start,
+            samples: Vec::with_capacity(KEPT),
+            seen: 0,
+            peak: 0,
+        }
+    }
+
+    fn push(&mut self, service_time: Duration, busy: usize) {
+        let micros = u32::try_from(service_time.as_micros()).unwrap_or(u32::MAX);
+        if self.samples.len() < KEPT {
+            self.samples.push(micros);
+        } else {
+            self.samples[self.seen % KEPT] = micros;
+        }
+        self.seen += 1;
+        self.peak = self.peak.max(busy);
+    }
+
+    fn median(&mut self) -> Duration {
+        let middle = self.samples.len() / 2;
+        let (_, median, _) = self.samples.select_nth_unstable(middle);
+        Duration::from_micros(u64::from(*median))
+    }
+
+    fn restart(&mut self, now: Instant) {
+        self.start = now;
+        self.samples.clear();
+        self.seen = 0;
+        self.peak = 0;
+    }
+}
+
+impl Controller {
+    /// A limit between [`FLOOR`] and `max` (at most `max`), starting at `max`.
+    pub(crate) fn new(max: usize, now: Instant) -> Self {
+        Controller {
+            max,
+            floor: FLOOR.min(max),
+            limit: max,
+            window: Window::new(now),
+            baseline: None,
+            epoch: now,
+            previous: None,
+            stalled: 0,
+            before: max,
+            logged: max,
+            seeded: false,
+        }
+    }
+
+    /// The current limit.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A request that `started` on a worker ended at `now`, with `busy` requests running
+    /// (itself included). Returns what changed if a window closed.
+    pub(crate) fn observe(&mut self, started: Instant, now: Instant, busy: usize) -> Option<Moved> {
+        if started < self.epoch {
+            return None;
+        }
+        self.window
+            .push(now.saturating_duration_since(started), busy);
+        // The first window closes at its first samples: the first requests to finish ran
+        // before any queue could form, so they seed the baseline.
+        let short = self.seeded && now.saturating_duration_since(self.window.start) < WINDOW;
+        if short || self.window.seen < MIN_SAMPLES {
+            return None;
+        }
+        self.seeded = true;
+        let median = self.window.median();
+        let used = self.window.peak.min(self.limit).max(1);
+        self.window.restart(now);
+        let baseline = self.baseline.map_or(median, |low| low.min(median));
+        self.baseline = Some(baseline);
+        let from = self.limit;
+        let tolerated = baseline.mul_f64(TOLERANCE) + SLACK;
+        if median > tolerated {
+            self.congested(median, baseline, used);
+        } else {
+            self.previous = None;
+            self.stalled = 0;
+            if used >= self.limit {
+                let step = (self.limit as f64).log10().max(1.0) as usize;
+                self.limit = (self.limit + step).min(self.max);
+            }
+        }
+        if self.limit != from {
+            // Requests that started before measure the old limit.
+            self.epoch = now;
+        }
+        let to = self.limit;
+        let log = to.abs_diff(self.logged) * 4 > self.logged;
+        if log {
+            self.logged = to;
+        }
+        Some(Moved {
+            from,
+            to,
+            log,
+            median,
+            baseline,
+        })
+    }
+
+    fn congested(&mut self, median: Duration, baseline: Duration, used: usize) {
+        if self.previous.is_none() {
+            self.before = self.limit;
+        }
+        // Flat: within a sixth of the last congested window's median, after a cut.
+        let flat = self.previous.is_some_and(|previous| {
+            let change = if median > previous {
+                median - previous
+            } else {
+                previous - median
+            };
+            change.mul_f64(FLAT) <= previous
+        });
+        self.stalled = if flat { self.stalled + 1 } else { 0 };
+        self.previous = Some(median);
+        if self.stalled >= STALLED {
+            // Cutting does not help: the service is slower, not queued. Measure from here,
+            // with the limit it had.
+            self.baseline = Some(median);
+            self.limit = self.limit.max(self.before);
+            self.previous = None;
+            self.stalled = 0;
+            return;
+        }
+        if flat {
+            // The last cut did not help: wait and see.
+            return;
+        }
+        if used * 2 < self.limit {
+            // The limit is not in use: only a clear queue (not noise) calls for cutting it,
+            // and then first to what runs.
+            if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
+                self.limit = used.max(self.floor);
+            }
+            return;
+        }
+        let gradient = baseline.as_secs_f64() / median.as_secs_f64();
+        let target = (used as f64 * gradient * BACKOFF).max(used as f64 * MOST_CUT);
+        let cut = (target as usize)
+            .clamp(self.floor, self.max)
+            .min(self.limit);
+        self.limit = cut;
+    }
+}
+
+#[cfg(test)]
+mod tests;
