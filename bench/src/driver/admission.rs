@@ -22,7 +22,7 @@ use super::{Bench, Context, Result};
 use crate::cli::{Opponent, ServerOptions};
 use crate::load::LoadReport;
 
-const OPPONENTS: [Opponent; 4] = [
+pub(crate) const OPPONENTS: [Opponent; 4] = [
     Opponent::Intralb,
     Opponent::Axum,
     Opponent::Tower,
@@ -46,7 +46,7 @@ pub(crate) enum Shape {
 }
 
 impl Shape {
-    const ALL: [Shape; 4] = [
+    pub(crate) const ALL: [Shape; 4] = [
         Shape::Sustained1,
         Shape::Sustained3,
         Shape::Bursts,
@@ -59,6 +59,16 @@ impl Shape {
             Shape::Sustained3 => "3×",
             Shape::Bursts => "bursts (3× for 30 ms every 150 ms)",
             Shape::Critical => "3×, critical 0.5×",
+        }
+    }
+
+    /// For the chart's axis.
+    pub(crate) fn short_label(self) -> &'static str {
+        match self {
+            Shape::Sustained1 => "1×",
+            Shape::Sustained3 => "3×",
+            Shape::Bursts => "bursts",
+            Shape::Critical => "3×, critical",
         }
     }
 
@@ -106,7 +116,7 @@ impl Run {
         (self.report.normal.ok + self.report.critical.ok) as f64 / self.report.seconds
     }
 
-    fn shed_per_s(&self) -> f64 {
+    pub(crate) fn shed_per_s(&self) -> f64 {
         (self.report.normal.shed + self.report.critical.shed) as f64 / self.report.seconds
     }
 
@@ -227,13 +237,21 @@ impl Admission {
             ]);
         }
         table.render(out);
+        out.push_str(
+            "![p99 of the 200s and 503s per second, per load and server](admission.svg)\n\n",
+        );
         self.report_targets(out);
     }
 
     fn intralb(&self, shape: Shape) -> Option<&Run> {
+        self.run(Opponent::Intralb, shape)
+    }
+
+    /// The run of `opponent` under `shape`, if it was measured.
+    pub(crate) fn run(&self, opponent: Opponent, shape: Shape) -> Option<&Run> {
         self.runs
             .iter()
-            .find(|r| r.opponent == Opponent::Intralb.name() && r.shape == shape)
+            .find(|r| r.opponent == opponent.name() && r.shape == shape)
     }
 
     fn report_targets(&self, out: &mut String) {

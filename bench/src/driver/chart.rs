@@ -1,9 +1,12 @@
-//! `overload.svg`: goodput and p99 latency of the 200s against offered load, one line per server.
+//! The charts: `overload.svg` (goodput and p99 latency of the 200s against offered load, one
+//! line per server) and `admission.svg` (the p99 of the 200s and the `503`s per load of the
+//! admission scenario, one line per server).
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::admission::{self, Admission};
 use super::overload::{Overload, OPPONENTS};
 use super::report::label;
 use super::{Context, Result};
@@ -131,6 +134,110 @@ fn draw_svg(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.3))
         .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// `admission.svg`.
+pub(crate) fn draw_admission(admission: &Admission, path: &Path) -> Result<()> {
+    draw_admission_svg(admission, path).context(format_args!("drawing {}", path.display()))
+}
+
+fn draw_admission_svg(
+    admission: &Admission,
+    path: &Path,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let shapes = admission::Shape::ALL;
+    let colors = [COLORS[0], COLORS[1], COLORS[2], RGBColor(148, 103, 189)];
+    // Per server: its name, colour, and (load index, p99 of the 200s, 503/s) per load.
+    type Points = Vec<(f64, Option<f64>, f64)>;
+    let series: Vec<(&str, RGBColor, Points)> = admission::OPPONENTS
+        .iter()
+        .zip(colors)
+        .map(|(opponent, color)| {
+            let points = shapes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, shape)| {
+                    let run = admission.run(*opponent, *shape)?;
+                    Some((index as f64, run.report.normal.ok_p99_ms, run.shed_per_s()))
+                })
+                .collect();
+            (label(opponent.name()), color, points)
+        })
+        .collect();
+    let max_x = shapes.len() as f64 - 0.5;
+    let max_p99 = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().filter_map(|p| p.1))
+        .fold(100.0_f64, f64::max);
+    let max_shed = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().map(|p| p.2))
+        .fold(100.0_f64, f64::max)
+        * 1.2;
+    let load = |x: &f64| {
+        let index = x.round();
+        if (x - index).abs() > 0.01 || index < 0.0 {
+            return String::new();
+        }
+        shapes
+            .get(index as usize)
+            .map_or(String::new(), |shape| shape.short_label().to_owned())
+    };
+
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(WIDTH / 2);
+    let mut latency = ChartBuilder::on(&left)
+        .caption("p99 latency of the 200s (log scale)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..max_x, (10.0..max_p99 * 3.0).log_scale())?;
+    latency
+        .configure_mesh()
+        .x_labels(shapes.len() * 2 + 1)
+        .x_label_formatter(&load)
+        .y_desc("p99 (ms)")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    for (name, color, points) in &series {
+        let color = *color;
+        let line: Vec<(f64, f64)> = points.iter().filter_map(|p| Some((p.0, p.1?))).collect();
+        latency
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        latency.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    latency
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+
+    let mut shed = ChartBuilder::on(&right)
+        .caption("503 answers per second", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..max_x, 0.0..max_shed)?;
+    shed.configure_mesh()
+        .x_labels(shapes.len() * 2 + 1)
+        .x_label_formatter(&load)
+        .y_desc("503/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    for (name, color, points) in &series {
+        let color = *color;
+        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
+        shed.draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        shed.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
     root.present()?;
     Ok(())
 }

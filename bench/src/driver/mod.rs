@@ -292,5 +292,8 @@ fn write_all(out: &Path, results: &Results) -> Result<()> {
     if let Some(overload) = &results.overload {
         chart::draw(overload, &out.join("overload.svg"))?;
     }
+    if let Some(admission) = &results.admission {
+        chart::draw_admission(admission, &out.join("admission.svg"))?;
+    }
     Ok(())
 }
