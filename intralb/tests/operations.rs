@@ -19,6 +19,10 @@ fn app(gate: &Gate) -> Router {
         .route("/", get(|| async { "ok" }))
 }
 
+/// The Prometheus recorder is process-wide, so the servers of this binary's tests share its
+/// gauges (each sets `intralb_workers` from its own pool): the tests that start one take turns.
+static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn probed() -> intralb::Builder {
     Balancer::builder()
         .health("/healthz")
@@ -28,6 +32,7 @@ fn probed() -> intralb::Builder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn probes_answer_without_a_worker_under_full_overload() {
+    let _turn = METRICS.lock().await;
     let gate = Gate::new();
     let server = start(probed().max_concurrent(1).queue(0), app(&gate)).await;
     let held = spawn_get(server.addr(), "/hold");
@@ -56,6 +61,7 @@ async fn probes_answer_without_a_worker_under_full_overload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readiness_turns_503_before_the_listener_closes() {
+    let _turn = METRICS.lock().await;
     let builder = probed().drain_delay(Duration::from_secs(3));
     let server = start(builder, app(&Gate::new())).await;
     let addr = server.addr();
@@ -144,6 +150,7 @@ fn sample(samples: &[String], series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_parse_with_the_prometheus_reference_parser() {
+    let _turn = METRICS.lock().await;
     let gate = Gate::new();
     let server = start(probed().max_concurrent(1).queue(0), app(&gate)).await;
     for _ in 0..3 {
