@@ -213,8 +213,16 @@ impl Args {
                 }
             }
             None if name == SERVE => self.serve = errors.ok(value::parse_ident(expr)),
-            None if name == LAYER => self.layer = errors.ok(value::parse_layer(expr)),
-            None if name == PRIORITY => self.priority = errors.ok(value::parse_priority(expr)),
+            None if name == LAYER => {
+                let hint = "that returns the layer, such as `layer = outer` with \
+                            `fn outer() -> tower_http::cors::CorsLayer`";
+                self.layer = errors.ok(value::parse_fn_path(LAYER, hint, expr));
+            }
+            None if name == PRIORITY => {
+                let hint = "such as `priority = classify` with \
+                            `fn classify(head: &http::request::Parts) -> intralb::Priority`";
+                self.priority = errors.ok(value::parse_fn_path(PRIORITY, hint, expr));
+            }
             None => self.krate = errors.ok(CratePath::from_expr(expr)),
         }
     }

@@ -156,8 +156,9 @@ fn is_negative_int(expr: &Expr) -> bool {
         && matches!(ungroup(&unary.expr), Expr::Lit(ExprLit { lit: Lit::Int(_), .. })))
 }
 
-/// The value of `layer`: the path of a function that returns the layer.
-pub(crate) fn parse_layer(expr: &Expr) -> syn::Result<syn::ExprPath> {
+/// The value of `layer` or `priority` (`key`): the path of a function. `hint` completes "such
+/// as …" in the error for anything else.
+pub(crate) fn parse_fn_path(key: &str, hint: &str, expr: &Expr) -> syn::Result<syn::ExprPath> {
     match expr {
         Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.clone()),
         Expr::Lit(ExprLit {
@@ -165,35 +166,13 @@ pub(crate) fn parse_layer(expr: &Expr) -> syn::Result<syn::ExprPath> {
         }) => Err(syn::Error::new(
             s.span(),
             format!(
-                "`layer` expects the path of a function, not a string: write `layer = {}`",
+                "`{key}` expects the path of a function, not a string: write `{key} = {}`",
                 s.value().trim()
             ),
         )),
         _ => Err(syn::Error::new_spanned(
             expr,
-            "`layer` expects the path of a function that returns the layer, such as \
-             `layer = outer` with `fn outer() -> tower_http::cors::CorsLayer`",
-        )),
-    }
-}
-
-/// The value of `priority`: the path of a `fn(&http::request::Parts) -> intralb::Priority`.
-pub(crate) fn parse_priority(expr: &Expr) -> syn::Result<syn::ExprPath> {
-    match expr {
-        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.clone()),
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Err(syn::Error::new(
-            s.span(),
-            format!(
-                "`priority` expects the path of a function, not a string: write `priority = {}`",
-                s.value().trim()
-            ),
-        )),
-        _ => Err(syn::Error::new_spanned(
-            expr,
-            "`priority` expects the path of a function such as `priority = classify` with \
-             `fn classify(head: &http::request::Parts) -> intralb::Priority`",
+            format!("`{key}` expects the path of a function {hint}"),
         )),
     }
 }
