@@ -6,7 +6,8 @@
 //!   `queue_target`; a request served at once counts as a delay of zero, so a queue that empties
 //!   now and then never stands. While it stands, a request that has waited more than twice the
 //!   target is answered `503`: the queue absorbs bursts, but a standing delay lasts one or two
-//!   intervals at most; a queue that fills up stands at once. folly samples the served request's wait; served newest first (below),
+//!   intervals at most; a queue that fills up stands at once, and so does one that stood
+//!   lately (see [`MEMORY`]) as soon as it builds up again. folly samples the served request's wait; served newest first (below),
 //!   that wait is short while old requests still stand in line, so here the sample is the longer
 //!   of the served request's wait and the oldest one left's.
 //! - **Adaptive LIFO** (Facebook, "Fail at Scale"): while the queue stands the newest request is
@@ -33,6 +34,16 @@ use crate::worker::Worker;
 
 /// How long CoDel watches the shortest wait before it decides whether the queue stands.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long a queue that stood and stands no more counts as having stood *lately*: if it
+/// builds up again meanwhile (its oldest request waits past the target), it stands again at
+/// once instead of an interval later. The queue of a sustained overload empties now and then
+/// (the clients pause, or every request left waiting was answered); without this memory, the
+/// requests queued after each such moment were served first come, first served, until the
+/// queue filled or the next interval ended: the longest waits of the run. Bursts that never
+/// made the queue stand are not affected. RFC 8289 (CoDel), section 5.4, resumes dropping the
+/// same way when it re-enters within 16 intervals.
+pub(crate) const MEMORY: Duration = INTERVAL.saturating_mul(16);
 
 /// The longest `Retry-After` given, in seconds.
 const MOST_RETRY_AFTER: u64 = 60;
@@ -91,6 +102,7 @@ impl Queue {
                 interval_end: now + INTERVAL,
                 min_delay: None,
                 standing: false,
+                stood_until: None,
             }),
             meter: Meter {
                 window_start: now,
@@ -119,10 +131,30 @@ impl Queue {
 
     /// Whether the queue of `priority` stands (CoDel), as of `now`.
     pub(crate) fn standing(&mut self, priority: Priority, now: Instant) -> bool {
-        if self.codel[priority.rank()].roll(now) {
+        let rank = priority.rank();
+        let before = self.codel[rank].standing;
+        let mut began = self.codel[rank].roll(now);
+        if !self.codel[rank].standing
+            && self.codel[rank].stood_lately(now)
+            && self.oldest_wait(priority, now) > self.codel[rank].target
+        {
+            // It stood a moment ago and builds up again: it stands again now, not an interval
+            // later (RFC 8289's CoDel resumes dropping the same way).
+            began = self.codel[rank].stand(now);
+        }
+        if began {
             self.sweep(priority, now);
         }
-        self.codel[priority.rank()].standing
+        let standing = self.codel[rank].standing;
+        if standing != before {
+            tracing::debug!(
+                ?priority,
+                standing,
+                waiting = self.len_of(priority),
+                "queue"
+            );
+        }
+        standing
     }
 
     /// Records the queue's delay for `priority` as a grant sees it.
@@ -165,6 +197,7 @@ impl Queue {
                 _ => false,
             };
             if moving && self.codel[priority.rank()].stand(now) {
+                tracing::debug!(?priority, standing = true, full = true, "queue");
                 self.sweep(priority, now);
             }
         }
@@ -248,6 +281,11 @@ impl Queue {
         for priority in Priority::ALL {
             loop {
                 let standing = self.standing(priority, now);
+                if standing {
+                    // Those past twice the target are answered now, not at their own check
+                    // (a timer, which fires up to a millisecond late).
+                    self.sweep(priority, now);
+                }
                 let Some(waiter) = self.pop(priority, standing) else {
                     break;
                 };
@@ -369,6 +407,8 @@ struct Codel {
     /// The shortest wait sampled in the current interval.
     min_delay: Option<Duration>,
     standing: bool,
+    /// Until when the queue counts as having stood lately (see [`MEMORY`]).
+    stood_until: Option<Instant>,
 }
 
 impl Codel {
@@ -388,9 +428,17 @@ impl Codel {
         if let Some(delay) = self.min_delay {
             self.standing = delay > self.target;
         }
+        if before && !self.standing {
+            self.stood_until = Some(now + MEMORY);
+        }
         self.min_delay = None;
         self.interval_end = now + INTERVAL;
         self.standing && !before
+    }
+
+    /// Whether the queue stood a moment ago (within [`MEMORY`]).
+    fn stood_lately(&self, now: Instant) -> bool {
+        self.enabled() && self.stood_until.is_some_and(|until| now < until)
     }
 
     /// The queue filled up: it stands from now on, at least for an interval. Returns whether it

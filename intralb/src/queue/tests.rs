@@ -117,3 +117,37 @@ fn a_full_queue_stands_only_if_it_moves() {
     assert!(queue.standing(Priority::Normal, full));
     assert_eq!(queue.len(), 1);
 }
+
+#[test]
+fn a_queue_that_stood_lately_stands_again_as_soon_as_it_builds_up() {
+    let start = Instant::now();
+    let target = Duration::from_millis(5);
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let mut queue = Queue::new(target, start);
+    // Stands: the only wait of the first interval was 20 ms.
+    let _first = queue.push(Priority::Normal, start);
+    assert!(queue.next(at(20)).is_some());
+    assert!(queue.standing(Priority::Normal, at(100)));
+    // It empties (a request served at once): it stands no more after the next interval.
+    queue.granted_at_once(Priority::Normal, at(110));
+    assert!(!queue.standing(Priority::Normal, at(201)));
+    // It builds up again: once its oldest request waits past the target it stands at once,
+    // where it used to wait for the interval (or a full queue) to say so.
+    let _second = queue.push(Priority::Normal, at(210));
+    assert!(!queue.standing(Priority::Normal, at(214)));
+    assert!(queue.standing(Priority::Normal, at(216)));
+    // And while it stands, the request past twice the target is answered 503.
+    assert!(queue.sloughs(Priority::Normal, at(210), at(221)));
+}
+
+#[test]
+fn a_queue_that_never_stood_absorbs_a_burst_for_an_interval() {
+    let start = Instant::now();
+    let mut queue = Queue::new(Duration::from_millis(5), start);
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    queue.granted_at_once(Priority::Normal, at(1));
+    let _burst = queue.push(Priority::Normal, at(2));
+    // 60 ms of waiting, far past the target: no interval said it stands, so it waits on.
+    assert!(!queue.standing(Priority::Normal, at(62)));
+    assert!(!queue.sloughs(Priority::Normal, at(2), at(62)));
+}
