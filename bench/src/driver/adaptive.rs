@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::oha::Load;
-use super::process::{http_get, pinned};
+use super::process::http_get;
 use super::report::{ms, num, verdict, Table};
-use super::{secs, Bench, Context, Result};
+use super::{secs, Bench, Result};
 use crate::cli::{Opponent, ServerOptions};
 use crate::load::LoadReport;
 
@@ -185,33 +185,27 @@ fn measure(bench: &Bench, adaptive: bool, shape: Shape) -> Result<Run> {
         options.slots_schedule = vec![(secs(down), HALVED), (secs(up), SLOTS)];
     }
     let server = bench.start(options, true)?;
-    let exe = std::env::current_exe().context("finding this executable")?;
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let (port, stop) = (server.port(), Arc::clone(&stop));
         thread::spawn(move || poll_limit(port, start, stop))
     };
-    let output = pinned(bench.core(true, 0), &exe)
-        .arg("load")
-        .args(["--port", &server.port().to_string()])
-        .args(["--seconds", &seconds.to_string()])
-        .args(["--rate", &(CAPACITY * shape.multiple()).to_string()])
-        .args(["--connections", &CONNECTIONS.to_string()])
-        .output()
-        .context("running `bench load`");
+    let report = bench.open_loop(
+        &server,
+        [
+            "--seconds".to_owned(),
+            seconds.to_string(),
+            "--rate".to_owned(),
+            (CAPACITY * shape.multiple()).to_string(),
+            "--connections".to_owned(),
+            CONNECTIONS.to_string(),
+        ],
+    );
     stop.store(true, Ordering::Relaxed);
     let limits = poller.join().map_err(|_| "the limit poller panicked")?;
     server.stop()?;
-    let output = output?;
-    if !output.status.success() {
-        return Err(format!(
-            "`bench load` failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let report: LoadReport =
-        serde_json::from_slice(&output.stdout).context("parsing `bench load`'s report")?;
+    let report = report?;
     let run = Run {
         adaptive,
         shape,

@@ -16,9 +16,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use super::process::pinned;
 use super::report::{label, ms, num, verdict, Table};
-use super::{Bench, Context, Result};
+use super::{Bench, Result};
 use crate::cli::{Opponent, ServerOptions};
 use crate::load::LoadReport;
 
@@ -138,23 +137,11 @@ fn options(opponent: Opponent) -> ServerOptions {
 
 fn measure(bench: &Bench, opponent: Opponent, shape: Shape) -> Result<Run> {
     let server = bench.start(options(opponent), true)?;
-    let exe = std::env::current_exe().context("finding this executable")?;
-    let output = pinned(bench.core(true, 0), &exe)
-        .arg("load")
-        .args(["--port", &server.port().to_string()])
-        .args(["--seconds", &bench.plan.overload_s.to_string()])
-        .args(shape.args())
-        .output()
-        .context("running `bench load`")?;
+    let mut args = vec!["--seconds".to_owned(), bench.plan.overload_s.to_string()];
+    args.extend(shape.args());
+    let report = bench.open_loop(&server, args);
     server.stop()?;
-    if !output.status.success() {
-        return Err(format!(
-            "`bench load` failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let report: LoadReport =
-        serde_json::from_slice(&output.stdout).context("parsing `bench load`'s report")?;
+    let report = report?;
     let run = Run {
         opponent: opponent.to_string(),
         shape,

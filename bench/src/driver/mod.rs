@@ -159,6 +159,28 @@ impl Bench {
         Ok(result)
     }
 
+    /// Runs `bench load` (this executable's open-loop generator) against `server` from core 0
+    /// (when pinning is on), with `args` after `--port`, and parses its report.
+    pub(crate) fn open_loop(
+        &self,
+        server: &ServerProcess,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<crate::load::LoadReport> {
+        let output = process::pinned(self.core(true, 0), &self.exe)
+            .arg("load")
+            .args(["--port", &server.port().to_string()])
+            .args(args)
+            .output()
+            .context("running `bench load`")?;
+        if !output.status.success() {
+            return Err(format!(
+                "`bench load` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        serde_json::from_slice(&output.stdout).context("parsing `bench load`'s report")
+    }
+
     /// Closed-loop load on `path` for the warm-up time; the result is thrown away.
     pub(crate) fn warm_up(&self, server: &ServerProcess, path: &str, pinned: bool) -> Result<()> {
         let load = Load::closed(server.url(path), 64, secs(self.plan.warmup_s));
