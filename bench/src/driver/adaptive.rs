@@ -53,7 +53,7 @@ pub(crate) enum Shape {
 impl Shape {
     const ALL: [Shape; 3] = [Shape::Sustained1, Shape::Sustained3, Shape::Halving];
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Shape::Sustained1 => "1×",
             Shape::Sustained3 => "3×",
@@ -317,6 +317,9 @@ impl Adaptive {
         }
         hello.render(out);
         self.report_targets(out);
+        out.push_str(
+            "![the concurrency limit and the p99 of the 200s over time, per load](adaptive.svg)\n\n",
+        );
         self.report_limits(out);
     }
 

@@ -1,11 +1,14 @@
 //! The charts: `overload.svg` (goodput and p99 latency of the 200s against offered load, one
 //! line per server) and `admission.svg` (the p99 of the 200s and the `503`s per load of the
-//! admission scenario, one line per server).
+//! admission scenario, one line per server) and `adaptive.svg` (the adaptive scenario's
+//! concurrency limit and p99 of the 200s over time, one line per load).
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use super::adaptive::Adaptive;
 use super::admission::{self, Admission};
 use super::overload::{Overload, OPPONENTS};
 use super::report::label;
@@ -83,20 +86,14 @@ fn draw_svg(
         .label(format!("ideal: min(offered, capacity {capacity:.0}/s)"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
     for (name, color, points) in &series {
-        let color = *color;
-        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
-        goodput
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        goodput.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        plot(
+            &mut goodput,
+            name,
+            *color,
+            points.iter().map(|p| (p.0, p.1)).collect(),
+        )?;
     }
-    goodput
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    legend(&mut goodput, SeriesLabelPosition::LowerRight)?;
 
     let mut latency = ChartBuilder::on(&right)
         .caption("p99 latency of the 200s (log scale)", ("sans-serif", 20))
@@ -120,20 +117,10 @@ fn draw_svg(
         .label(format!("intralb's target ({target:.0} ms)"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
     for (name, color, points) in &series {
-        let color = *color;
-        let line: Vec<(f64, f64)> = points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
-        latency
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        latency.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        let line = points.iter().filter_map(|p| Some((p.0, p.2?))).collect();
+        plot(&mut latency, name, *color, line)?;
     }
-    latency
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    legend(&mut latency, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
@@ -203,20 +190,10 @@ fn draw_admission_svg(
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     for (name, color, points) in &series {
-        let color = *color;
-        let line: Vec<(f64, f64)> = points.iter().filter_map(|p| Some((p.0, p.1?))).collect();
-        latency
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        latency.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        let line = points.iter().filter_map(|p| Some((p.0, p.1?))).collect();
+        plot(&mut latency, name, *color, line)?;
     }
-    latency
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    legend(&mut latency, SeriesLabelPosition::UpperLeft)?;
 
     let mut shed = ChartBuilder::on(&right)
         .caption("503 answers per second", ("sans-serif", 20))
@@ -231,13 +208,146 @@ fn draw_admission_svg(
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     for (name, color, points) in &series {
-        let color = *color;
-        let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
-        shed.draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-        shed.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        plot(
+            &mut shed,
+            name,
+            *color,
+            points.iter().map(|p| (p.0, p.2)).collect(),
+        )?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// `adaptive.svg`.
+pub(crate) fn draw_adaptive(adaptive: &Adaptive, path: &Path) -> Result<()> {
+    draw_adaptive_svg(adaptive, path).context(format_args!("drawing {}", path.display()))
+}
+
+fn draw_adaptive_svg(
+    adaptive: &Adaptive,
+    path: &Path,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let colors = [
+        COLORS[0],
+        COLORS[1],
+        COLORS[2],
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+    ];
+    let runs: Vec<_> = adaptive.runs.iter().zip(colors).collect();
+    let end = runs
+        .iter()
+        .flat_map(|(run, _)| run.limits.last().map(|(t, _)| *t))
+        .fold(1.0_f64, f64::max);
+    let most_limit = runs
+        .iter()
+        .flat_map(|(run, _)| run.limits.iter().map(|(_, limit)| *limit as f64))
+        .fold(16.0_f64, f64::max);
+    let most_p99 = runs
+        .iter()
+        .flat_map(|(run, _)| run.report.normal_ok_p99_by_second.iter().flatten())
+        .fold(100.0_f64, |most, p99| most.max(*p99));
+    let name = |run: &super::adaptive::Run| {
+        format!(
+            "{}, {}",
+            run.shape.label(),
+            if run.adaptive {
+                "adaptive"
+            } else {
+                "fixed 256"
+            }
+        )
+    };
+
+    let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(WIDTH / 2);
+    let mut limit = ChartBuilder::on(&left)
+        .caption("Concurrency limit (log scale)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..end, (1.0..most_limit * 2.0).log_scale())?;
+    limit
+        .configure_mesh()
+        .x_desc("seconds since the load started")
+        .y_desc("limit")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    for (run, color) in runs.iter().filter(|(run, _)| run.adaptive) {
+        let line = run
+            .limits
+            .iter()
+            .map(|(t, limit)| (*t, *limit as f64))
+            .collect();
+        plot(&mut limit, &name(run), *color, line)?;
+    }
+    legend(&mut limit, SeriesLabelPosition::UpperRight)?;
+
+    let mut latency = ChartBuilder::on(&right)
+        .caption("p99 of the 200s by second (log scale)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..end, (10.0..most_p99 * 3.0).log_scale())?;
+    latency
+        .configure_mesh()
+        .x_desc("seconds since the load started")
+        .y_desc("p99 (ms)")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    for (run, color) in &runs {
+        let line = run
+            .report
+            .normal_ok_p99_by_second
+            .iter()
+            .enumerate()
+            .filter_map(|(second, p99)| Some((second as f64 + 0.5, (*p99)?)))
+            .collect();
+        plot(&mut latency, &name(run), *color, line)?;
+    }
+    legend(&mut latency, SeriesLabelPosition::UpperRight)?;
+    root.present()?;
+    Ok(())
+}
+
+/// One server's line, with a dot per point and a legend entry.
+fn plot<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    name: &str,
+    color: RGBColor,
+    line: Vec<(f64, f64)>,
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart.draw_series(line.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    Ok(())
+}
+
+/// The legend, at `position`.
+fn legend<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
     Ok(())
 }

@@ -317,5 +317,8 @@ fn write_all(out: &Path, results: &Results) -> Result<()> {
     if let Some(admission) = &results.admission {
         chart::draw_admission(admission, &out.join("admission.svg"))?;
     }
+    if let Some(adaptive) = &results.adaptive {
+        chart::draw_adaptive(adaptive, &out.join("adaptive.svg"))?;
+    }
     Ok(())
 }
