@@ -92,11 +92,7 @@ impl Admission {
         F: Fn(Request<RequestBody>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<AdmissionBody>> + Send + 'static,
     {
-        Admission {
-            call: Arc::new(move |req: Request<LayerBody>| {
-                Box::pin(call(req.map(RequestBody::from_body)))
-            }),
-        }
+        Admission::erased(move |req: Request<LayerBody>| call(req.map(RequestBody::from_body)))
     }
 
     fn erased<F, Fut>(call: F) -> Self
