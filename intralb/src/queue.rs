@@ -226,6 +226,13 @@ impl Queue {
     /// oldest `Normal` one. A full queue stands (CoDel), which frees the places of those who
     /// waited more than twice the target.
     pub(crate) fn admit(&mut self, priority: Priority, capacity: usize, now: Instant) -> Admit {
+        for class in Priority::ALL {
+            if self.standing(class, now) {
+                // Those past twice the target are answered now, not at their own check (a
+                // timer, which fires up to a millisecond late).
+                self.sweep(class, now);
+            }
+        }
         let len = self.len();
         match priority {
             Priority::Sheddable
@@ -282,8 +289,7 @@ impl Queue {
             loop {
                 let standing = self.standing(priority, now);
                 if standing {
-                    // Those past twice the target are answered now, not at their own check
-                    // (a timer, which fires up to a millisecond late).
+                    // As in `admit`.
                     self.sweep(priority, now);
                 }
                 let Some(waiter) = self.pop(priority, standing) else {
