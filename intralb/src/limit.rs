@@ -42,29 +42,39 @@
 //!   Gradient2 at a gradient near 0.8, the limit grows indefinitely). Gradient2's baseline is an
 //!   exponential average of *all* samples, so under sustained overload it follows the inflated
 //!   latency upward, and it adds `queueSize` at every update whatever the gradient. Here the
-//!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let
-//!   a slow overload ramp carry it up, window after window), and the limit grows only while
+//!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let a
+//!   slow overload ramp carry it up, window after window), and which is only ever reset after a cut
+//!   failed to move the median (below), never to a median still rising; the limit grows only while
 //!   the median is within the tolerance of it and the limit is in use. Under overload the limit
-//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every
-//!   cut lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the
-//!   service a little below it: a baseline measured too high (inflated medians at start-up)
-//!   comes down cycle after cycle.
+//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every cut
+//!   lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the service a
+//!   little below it: a baseline measured too high (inflated medians at start-up) comes down cycle
+//!   after cycle.
 //! - **A periodic minRTT probe that pins concurrency low and sheds** (envoyproxy/envoy#8337,
 //!   #18152: Envoy drops the limit to `min_concurrency` for each minRTT measurement, and 503s
-//!   follow). There is no probe: the baseline comes from the windows the server runs anyway,
-//!   at whatever concurrency they ran. A stale baseline shows itself instead: when the latency
-//!   rose for a reason the limit does not control (the backend is slower at any concurrency),
-//!   cutting does not move the median: no further cut is made while it stays within a sixth
-//!   of the last congested window's (a queue still draining after a cut makes it rise, and
-//!   the limit is cut again), and after [`STALLED`] such windows in a row, the baseline is
-//!   reset to the median now and the limit to what it was before those windows (Envoy
-//!   re-measures after 5 windows at its minimum, envoyproxy/envoy#10647, but by pinning
-//!   concurrency low): such a mistaken cut costs a few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
-//!   Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`] × the
-//!   baseline, not for noise, and then only to the concurrency used: a server at low load
+//!   follow). There is no probe: the baseline comes from the windows the server runs anyway, at
+//!   whatever concurrency they ran. A stale baseline shows itself instead: when the latency rose
+//!   for a reason the limit does not control (the backend is slower at any concurrency), cutting
+//!   does not move the median. So after a cut below the concurrency used, no further cut is made
+//!   while the median stays within a sixth of the cut window's (a queue still draining, or growing
+//!   again, takes it out of that band, and the limit is cut again), and after [`STALLED`] such
+//!   windows the baseline is reset to the lowest of their medians and the limit to what it was
+//!   before the congested windows began (Envoy re-measures after 5 windows at its minimum,
+//!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a few
+//!   windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
+//!   below the concurrency used counts: a congested window that cut nothing (a limit not in use,
+//!   below [`UNUSED_TOLERANCE`]) or only to what runs tested nothing, and a backend queue that
+//!   grows slowly (at exactly its capacity it is a random walk; a fraction of a millisecond a
+//!   window) looks flat from one window to the next: counting such windows took the baseline up
+//!   with the queue and never cut (at 1× in the simulation, from 20 to over 60 ms in 20 s): the
+//!   drift above, by another way. And a median that rose at every window since the cut is a queue
+//!   still growing, however slowly: it is not taken for the baseline, and the controller waits
+//!   until it leaves the band (and cuts) or stops rising. And a limit not in use (fewer than half
+//!   of it busy: Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`]
+//!   × the baseline, not for noise, and then only to the concurrency used: a server at low load
 //!   keeps its limit, but one whose backend lost capacity under a limit that never bound
-//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there
-//!   cut by the gradient.
+//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there cut by the
+//!   gradient.
 //!
 //! # References
 //!
@@ -104,9 +114,9 @@ pub(crate) const SLACK: Duration = Duration::from_micros(200);
 pub(crate) const BACKOFF: f64 = 0.9;
 /// A window cuts at most this share of the concurrency used.
 const MOST_CUT: f64 = 0.5;
-/// Congested windows in a row whose median stayed within `1 / FLAT` of the one before: the
-/// latency is not the queue's, so the baseline is reset to it and the limit to what it was
-/// before.
+/// Congested windows after a cut whose median stayed within `1 / FLAT` of the cut's (and did
+/// not rise window after window): cutting did not help, the latency is not the queue's, so the
+/// baseline is reset to it and the limit to what it was before.
 pub(crate) const STALLED: u32 = 3;
 /// See [`STALLED`]: a sixth, about three standard deviations of the median of a window of
 /// [`MIN_SAMPLES`] service times that vary by ±30 %.
@@ -133,18 +143,43 @@ pub(crate) struct Controller {
     window: Window,
     /// The lowest window median since the last reset; `None` before the first window.
     baseline: Option<Duration>,
-    /// Samples of requests that started before this are ignored (the limit was cut then).
+    /// Samples of requests that started before this are ignored (the limit moved then).
     epoch: Instant,
-    /// The last congested window's median, and how many congested windows in a row did not
-    /// bring it down.
-    previous: Option<Duration>,
-    stalled: u32,
-    /// The limit before the congested windows in a row began.
-    before: usize,
+    /// The limit before the congested windows in a row began; `None` outside them.
+    before: Option<usize>,
+    /// The last cut below the concurrency used, within these congested windows.
+    cut: Option<Cut>,
     /// The limit when it was last logged.
     logged: usize,
     /// The first window has closed.
     seeded: bool,
+}
+
+/// A cut below the concurrency used, and the congested windows since that stayed flat to it.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    /// The median of the window that made the cut.
+    median: Duration,
+    /// Windows since whose median stayed within `1 / FLAT` of it.
+    flat: u32,
+    /// Of those, how many in a row rose over the window before (the first, over the cut's).
+    rising: u32,
+    /// The last window's median.
+    last: Duration,
+    /// The lowest median of the cut's window and the flat windows since.
+    lowest: Duration,
+}
+
+impl Cut {
+    fn new(median: Duration) -> Self {
+        Cut {
+            median,
+            flat: 0,
+            rising: 0,
+            last: median,
+            lowest: median,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -202,9 +237,8 @@ impl Controller {
             window: Window::new(now),
             baseline: None,
             epoch: now,
-            previous: None,
-            stalled: 0,
-            before: max,
+            before: None,
+            cut: None,
             logged: max,
             seeded: false,
         }
@@ -241,8 +275,8 @@ impl Controller {
         if median > tolerated {
             self.congested(median, baseline, used);
         } else {
-            self.previous = None;
-            self.stalled = 0;
+            self.before = None;
+            self.cut = None;
             if used >= self.limit {
                 let step = (self.limit as f64).log10().max(1.0) as usize;
                 self.limit = (self.limit + step).min(self.max);
@@ -267,36 +301,36 @@ impl Controller {
     }
 
     fn congested(&mut self, median: Duration, baseline: Duration, used: usize) {
-        if self.previous.is_none() {
-            self.before = self.limit;
-        }
-        // Flat: within a sixth of the last congested window's median, after a cut.
-        let flat = self.previous.is_some_and(|previous| {
-            let change = if median > previous {
-                median - previous
-            } else {
-                previous - median
-            };
-            change.mul_f64(FLAT) <= previous
-        });
-        self.stalled = if flat { self.stalled + 1 } else { 0 };
-        self.previous = Some(median);
-        if self.stalled >= STALLED {
-            // Cutting does not help: the service is slower, not queued. Measure from here,
-            // with the limit it had.
-            self.baseline = Some(median);
-            self.limit = self.limit.max(self.before);
-            self.previous = None;
-            self.stalled = 0;
-            return;
-        }
-        if flat {
-            // The last cut did not help: wait and see.
-            return;
+        let before = *self.before.get_or_insert(self.limit);
+        if let Some(cut) = self.cut.as_mut() {
+            // Flat: within a sixth of the median of the window that made the cut.
+            let change = median.max(cut.median) - median.min(cut.median);
+            if change.mul_f64(FLAT) <= cut.median {
+                cut.flat += 1;
+                cut.rising = if median > cut.last { cut.rising + 1 } else { 0 };
+                cut.last = median;
+                cut.lowest = cut.lowest.min(median);
+                // A median that rose at every window since the cut is a queue still
+                // growing, however slowly: never a baseline. Wait until it leaves the flat
+                // band (and is cut again) or stops rising.
+                if cut.flat >= STALLED && cut.rising < cut.flat {
+                    // Cutting does not help: the service is slower, not queued. Measure from
+                    // here, with the limit it had.
+                    self.baseline = Some(cut.lowest);
+                    self.limit = self.limit.max(before);
+                    self.before = None;
+                    self.cut = None;
+                }
+                // Otherwise the cut has not shown yet, or did not help: wait and see.
+                return;
+            }
+            // The median moved since the cut: a queue still draining, or growing again.
+            self.cut = None;
         }
         if used * 2 < self.limit {
             // The limit is not in use: only a clear queue (not noise) calls for cutting it,
-            // and then first to what runs.
+            // and then first to what runs. That does not lower the concurrency, so it is not
+            // a cut whose effect is awaited: the next congested window cuts by the gradient.
             if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
                 self.limit = used.max(self.floor);
             }
@@ -308,6 +342,7 @@ impl Controller {
             .clamp(self.floor, self.max)
             .min(self.limit);
         self.limit = cut;
+        self.cut = Some(Cut::new(median));
     }
 }
 
