@@ -56,9 +56,9 @@
 //!   whatever concurrency they ran. A stale baseline shows itself instead: when the latency rose
 //!   for a reason the limit does not control (the backend is slower at any concurrency), cutting
 //!   does not move the median. So after a cut below the concurrency used, no further cut is made
-//!   while the median stays within a sixth of the cut window's (a queue still draining, or growing
-//!   again, takes it out of that band, and the limit is cut again), and after [`STALLED`] such
-//!   windows the baseline is reset to the lowest of their medians and the limit to what it was
+//!   while the median stays within a quarter of the cut window's (a queue still draining, or
+//!   growing again, takes it out of that band, and the limit is cut again), and after [`STALLED`]
+//!   such windows the baseline is reset to the lowest of their medians and the limit to what it was
 //!   before the congested windows began (Envoy re-measures after 5 windows at its minimum,
 //!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a few
 //!   windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
@@ -118,9 +118,11 @@ const MOST_CUT: f64 = 0.5;
 /// not rise window after window): cutting did not help, the latency is not the queue's, so the
 /// baseline is reset to it and the limit to what it was before.
 pub(crate) const STALLED: u32 = 3;
-/// See [`STALLED`]: a sixth, about three standard deviations of the median of a window of
-/// [`MIN_SAMPLES`] service times that vary by ±30 %.
-const FLAT: f64 = 6.0;
+/// See [`STALLED`]: a quarter. The medians of two windows of [`MIN_SAMPLES`] service times that
+/// vary by ±30 % differ by more than that about once in 70; by more than a sixth, once in 11, so
+/// that a wait after a cut (the cut's window against three after it) often ended in a second
+/// cut on noise alone.
+const FLAT: f64 = 4.0;
 
 /// What a window changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +305,7 @@ impl Controller {
     fn congested(&mut self, median: Duration, baseline: Duration, used: usize) {
         let before = *self.before.get_or_insert(self.limit);
         if let Some(cut) = self.cut.as_mut() {
-            // Flat: within a sixth of the median of the window that made the cut.
+            // Flat: within a quarter of the median of the window that made the cut.
             let change = median.max(cut.median) - median.min(cut.median);
             if change.mul_f64(FLAT) <= cut.median {
                 cut.flat += 1;
