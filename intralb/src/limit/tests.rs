@@ -513,3 +513,56 @@ async fn a_microsecond_handler_keeps_its_limit_and_gets_more_at_once_when_it_bin
         controller.limit()
     );
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_1x_the_limit_follows_capacity_halving_and_back_within_two_seconds() {
+    // 800/s against sixteen slots, then eight (twice overloaded), then sixteen again; the
+    // backend's queue growing at random, as in the test at exactly 1× above.
+    let processes = [
+        (
+            "random service times",
+            Backend {
+                noise: 0.3,
+                ..backend(16, 1.0)
+            },
+        ),
+        ("1.005×", backend(16, 1.005)),
+        ("random arrivals", random(16, 1.0)),
+    ];
+    for (name, process) in processes {
+        let mut controller = Controller::new(256, Instant::now());
+        let halved = Backend {
+            slots: 8,
+            ..process
+        };
+        let script = [
+            (seconds(10), process),
+            (seconds(10), halved),
+            (seconds(10), process),
+        ];
+        let trace = run(&mut controller, &script).await;
+        let limits = trace.sampled(0.0, 30.0);
+        let down = trace.first_within(10.0, 0..=12);
+        assert!(
+            down.is_some_and(|down| down < 2.0),
+            "{name}: followed the halving after {down:?} s: {limits:?}"
+        );
+        let (_, high) = trace.range(12.0, 20.0);
+        assert!(high <= 12, "{name}: up to {high} while halved: {limits:?}");
+        let up = trace.first_within(20.0, 14..=256);
+        assert!(
+            up.is_some_and(|up| up < 2.0),
+            "{name}: followed the recovery after {up:?} s: {limits:?}"
+        );
+        // Back to sawing around the capacity (noisy windows cut it a little lower at times,
+        // as in the noisy test above).
+        let (low, _) = trace.range(22.0, 30.0);
+        assert!(low >= 10, "{name}: down to {low} once restored: {limits:?}");
+        let halved = trace.p99(10.0, 20.0, false);
+        let restored = trace.p99(20.0, 30.0, false);
+        assert!(
+            halved <= Duration::from_millis(60) && restored <= Duration::from_millis(60),
+            "{name}: p99 {halved:?} after the halving, {restored:?} after the recovery: {limits:?}"
+        );
+    }
+}
