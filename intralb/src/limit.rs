@@ -93,15 +93,15 @@
 //!   until it leaves the band (and cuts) or stops rising. And a limit not in use (fewer than half
 //!   of it busy: Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`]
 //!   × the baseline, not for noise, and then only to the concurrency used: a server at low load
-//!   keeps its limit, but one whose backend lost capacity under a limit that never bound
-//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there cut by the
-//!   gradient.
+//!   keeps its limit, but one whose backend lost capacity under a limit that never bound (one that
+//!   grew to `max_concurrent`, then the load fell) is brought to what runs as soon as a queue
+//!   shows, and from there cut by the gradient.
 //!
 //! # References
 //!
 //! - Netflix/concurrency-limits, `concurrency-limits-core/src/main/java/com/netflix/`
-//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java`; the drift:
-//!   <https://github.com/Netflix/concurrency-limits/pull/134>.
+//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java` (both builders'
+//!   `initialLimit = 20`); the drift: <https://github.com/Netflix/concurrency-limits/pull/134>.
 //! - Envoy's adaptive concurrency filter (gradient controller): the probe's 503s,
 //!   <https://github.com/envoyproxy/envoy/issues/8337>,
 //!   <https://github.com/envoyproxy/envoy/issues/18152>; the fixes it took,
@@ -111,6 +111,9 @@
 //! - Cho et al., *Overload Control for µs-scale RPCs with Breakwater*, OSDI '20,
 //!   <https://www.usenix.org/conference/osdi20/presentation/cho>: queueing delay, not a count,
 //!   as the signal, and delay-based AQM behind it (here, the queue's CoDel).
+//! - Balasubramanian et al., *HyStart++: Modified Slow Start for TCP*, RFC 9406,
+//!   <https://www.rfc-editor.org/rfc/rfc9406>: slow start left when the round's delay rises by an
+//!   eighth of the minimum (clamped to 4–16 ms), before loss.
 
 use std::time::Duration;
 
