@@ -3,9 +3,9 @@
 //!
 //! Plain data, driven by the pool under its lock: every finished request is a sample
 //! ([`Controller::observe`]), and the limit moves once per *window* (at least [`WINDOW`] and
-//! [`MIN_SAMPLES`] samples, whichever comes later; the first window is its first
-//! [`MIN_SAMPLES`], which finished before any queue could form). Time is passed in, so tests
-//! drive it on tokio's paused clock.
+//! [`MIN_SAMPLES`] samples, whichever comes later; the first window is its first [`MIN_SAMPLES`],
+//! which finished before any queue could form, and the next counts only requests that started after
+//! it). Time is passed in, so tests drive it on tokio's paused clock.
 //!
 //! # The algorithm
 //!
@@ -28,8 +28,29 @@
 //! - Otherwise, if the limit bound during the window (requests used all of it), it grows by
 //!   `log10(limit)`, at least 1 (Vegas's default increase): slowly, because a backend's queue
 //!   builds over more than one window, and a larger step overshoots before it shows.
-//! - Between [`FLOOR`] and `max_concurrent`; it starts at `max_concurrent`, so that `adaptive`
-//!   never refuses more than the fixed limit would until it has measured a reason to.
+//! - It **starts** at [`INITIAL`] (20, at most `max_concurrent`), in **slow start** as TCP's window
+//!   does: each window that it bound, it grows by half (× [`SLOW_START_GROWTH`]) instead, until a
+//!   window's median passes `baseline ×` [`SLOW_START_TOLERANCE`] `+` [`SLACK`] — the service time
+//!   rising with the concurrency, the backend beginning to queue: HyStart++'s exit (RFC 9406) — and
+//!   from then on grows by `log10(limit)`. (The first window only seeds the baseline: it cannot be
+//!   congested against itself, so it does not grow the limit.)
+//! - Between [`FLOOR`] and `max_concurrent`.
+//!
+//! Why it does not start at `max_concurrent`: the first window then admits every request that
+//! comes, and they wait in the backend's own queue (at 3× of a backend of 16 slots behind
+//! `max_concurrent = 256`, two hundred requests: a first second with a p99 of 279 ms in the
+//! harness) before any window can show it. Starting at 20 (Netflix's `VegasLimit` and
+//! `Gradient2Limit` start there too) costs a backend that takes many more a few windows — 20, 30,
+//! 45, … 256 in seven, about 0.7 s, where the fixed limit would have run them at once — and nothing
+//! to the others. A CPU-bound handler (hello world) rarely has more than a few requests running at
+//! once: a request holds its worker only while its handler runs, and the runtime has a thread a
+//! core, so 20 does not bind it, and jitter of a few microseconds is within the slack; when a stall
+//! piles requests up, the limit grows by half a window, to 200 in half a second. By half rather
+//! than doubling because a window's median barely shows a backend a little past its capacity (20
+//! running on 16 slots: most requests start at once, and the median is 22 ms against 20, within the
+//! slow-start tolerance), so the step after the last that passed can land well past it, and half of
+//! that overshoot is less: on 16 slots 20 goes to 30 rather than 40, and at 3× the first second's
+//! p99 is 40 ms rather than 58 ms (in the simulation, `tests.rs`).
 //!
 //! Once the limit moved, samples of requests that started before are ignored (as Envoy came to
 //! ignore samples from before a minRTT window, envoyproxy/envoy#11579): they measure the old
@@ -42,35 +63,45 @@
 //!   Gradient2 at a gradient near 0.8, the limit grows indefinitely). Gradient2's baseline is an
 //!   exponential average of *all* samples, so under sustained overload it follows the inflated
 //!   latency upward, and it adds `queueSize` at every update whatever the gradient. Here the
-//!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let
-//!   a slow overload ramp carry it up, window after window), and the limit grows only while
+//!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let a
+//!   slow overload ramp carry it up, window after window), and which is only ever reset after a cut
+//!   failed to move the median (below), never to a median still rising; the limit grows only while
 //!   the median is within the tolerance of it and the limit is in use. Under overload the limit
-//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every
-//!   cut lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the
-//!   service a little below it: a baseline measured too high (inflated medians at start-up)
-//!   comes down cycle after cycle.
+//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every cut
+//!   lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the service a
+//!   little below it: a baseline measured too high (inflated medians at start-up) comes down cycle
+//!   after cycle.
 //! - **A periodic minRTT probe that pins concurrency low and sheds** (envoyproxy/envoy#8337,
 //!   #18152: Envoy drops the limit to `min_concurrency` for each minRTT measurement, and 503s
-//!   follow). There is no probe: the baseline comes from the windows the server runs anyway,
-//!   at whatever concurrency they ran. A stale baseline shows itself instead: when the latency
-//!   rose for a reason the limit does not control (the backend is slower at any concurrency),
-//!   cutting does not move the median: no further cut is made while it stays within a sixth
-//!   of the last congested window's (a queue still draining after a cut makes it rise, and
-//!   the limit is cut again), and after [`STALLED`] such windows in a row, the baseline is
-//!   reset to the median now and the limit to what it was before those windows (Envoy
-//!   re-measures after 5 windows at its minimum, envoyproxy/envoy#10647, but by pinning
-//!   concurrency low): such a mistaken cut costs a few windows, not a minRTT interval. And a limit not in use (fewer than half of it busy:
-//!   Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`] × the
-//!   baseline, not for noise, and then only to the concurrency used: a server at low load
-//!   keeps its limit, but one whose backend lost capacity under a limit that never bound
-//!   (`max_concurrent`) is brought to what runs as soon as a queue shows, and from there
-//!   cut by the gradient.
+//!   follow). There is no probe: the baseline comes from the windows the server runs anyway, at
+//!   whatever concurrency they ran. A stale baseline shows itself instead: when the latency rose
+//!   for a reason the limit does not control (the backend is slower at any concurrency), cutting
+//!   does not move the median. So after a cut below the concurrency used, no further cut is made
+//!   while the median stays within a quarter of the cut window's (a queue still draining, or
+//!   growing again, takes it out of that band, and the limit is cut again), and after [`STALLED`]
+//!   such windows the baseline is reset to the lowest of their medians and the limit to what it was
+//!   before the congested windows began (Envoy re-measures after 5 windows at its minimum,
+//!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a few
+//!   windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
+//!   below the concurrency used counts: a congested window that cut nothing (a limit not in use,
+//!   below [`UNUSED_TOLERANCE`]) or only to what runs tested nothing, and a backend queue that
+//!   grows slowly (at exactly its capacity it is a random walk; a fraction of a millisecond a
+//!   window) looks flat from one window to the next: counting such windows took the baseline up
+//!   with the queue and never cut (at 1× in the simulation, from 20 to over 60 ms in 20 s): the
+//!   drift above, by another way. And a median that rose at every window since the cut is a queue
+//!   still growing, however slowly: it is not taken for the baseline, and the controller waits
+//!   until it leaves the band (and cuts) or stops rising. And a limit not in use (fewer than half
+//!   of it busy: Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`]
+//!   × the baseline, not for noise, and then only to the concurrency used: a server at low load
+//!   keeps its limit, but one whose backend lost capacity under a limit that never bound (one that
+//!   grew to `max_concurrent`, then the load fell) is brought to what runs as soon as a queue
+//!   shows, and from there cut by the gradient.
 //!
 //! # References
 //!
 //! - Netflix/concurrency-limits, `concurrency-limits-core/src/main/java/com/netflix/`
-//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java`; the drift:
-//!   <https://github.com/Netflix/concurrency-limits/pull/134>.
+//!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java` (both builders'
+//!   `initialLimit = 20`); the drift: <https://github.com/Netflix/concurrency-limits/pull/134>.
 //! - Envoy's adaptive concurrency filter (gradient controller): the probe's 503s,
 //!   <https://github.com/envoyproxy/envoy/issues/8337>,
 //!   <https://github.com/envoyproxy/envoy/issues/18152>; the fixes it took,
@@ -80,6 +111,9 @@
 //! - Cho et al., *Overload Control for µs-scale RPCs with Breakwater*, OSDI '20,
 //!   <https://www.usenix.org/conference/osdi20/presentation/cho>: queueing delay, not a count,
 //!   as the signal, and delay-based AQM behind it (here, the queue's CoDel).
+//! - Balasubramanian et al., *HyStart++: Modified Slow Start for TCP*, RFC 9406,
+//!   <https://www.rfc-editor.org/rfc/rfc9406>: slow start left when the round's delay rises by an
+//!   eighth of the minimum (clamped to 4–16 ms), before loss.
 
 use std::time::Duration;
 
@@ -87,6 +121,15 @@ use tokio::time::Instant;
 
 /// The lowest the limit goes.
 pub(crate) const FLOOR: usize = 2;
+/// Where the limit starts (at most `max_concurrent`): Netflix's `VegasLimit` and
+/// `Gradient2Limit` start at 20 too. Enough for a CPU-bound handler, which rarely has more than
+/// a few requests running at once; a backend that takes more is found in a few windows.
+pub(crate) const INITIAL: usize = 20;
+/// In slow start, a window whose median exceeds the baseline by this factor (plus [`SLACK`])
+/// ends it: HyStart++'s delay threshold (RFC 9406: an eighth of the minimum RTT).
+pub(crate) const SLOW_START_TOLERANCE: f64 = 1.125;
+/// In slow start, the limit is multiplied by this at each window that it bound.
+pub(crate) const SLOW_START_GROWTH: f64 = 1.5;
 /// The shortest window.
 pub(crate) const WINDOW: Duration = Duration::from_millis(100);
 /// The fewest samples in a window.
@@ -104,13 +147,15 @@ pub(crate) const SLACK: Duration = Duration::from_micros(200);
 pub(crate) const BACKOFF: f64 = 0.9;
 /// A window cuts at most this share of the concurrency used.
 const MOST_CUT: f64 = 0.5;
-/// Congested windows in a row whose median stayed within `1 / FLAT` of the one before: the
-/// latency is not the queue's, so the baseline is reset to it and the limit to what it was
-/// before.
+/// Congested windows after a cut whose median stayed within `1 / FLAT` of the cut's (and did
+/// not rise window after window): cutting did not help, the latency is not the queue's, so the
+/// baseline is reset to it and the limit to what it was before.
 pub(crate) const STALLED: u32 = 3;
-/// See [`STALLED`]: a sixth, about three standard deviations of the median of a window of
-/// [`MIN_SAMPLES`] service times that vary by ±30 %.
-const FLAT: f64 = 6.0;
+/// See [`STALLED`]: a quarter. The medians of two windows of [`MIN_SAMPLES`] service times that
+/// vary by ±30 % differ by more than that about once in 70; by more than a sixth, once in 11, so
+/// that a wait after a cut (the cut's window against three after it) often ended in a second
+/// cut on noise alone.
+const FLAT: f64 = 4.0;
 
 /// What a window changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,18 +178,56 @@ pub(crate) struct Controller {
     window: Window,
     /// The lowest window median since the last reset; `None` before the first window.
     baseline: Option<Duration>,
-    /// Samples of requests that started before this are ignored (the limit was cut then).
+    /// Samples of requests that started before this are ignored (the limit moved then).
     epoch: Instant,
-    /// The last congested window's median, and how many congested windows in a row did not
-    /// bring it down.
-    previous: Option<Duration>,
-    stalled: u32,
-    /// The limit before the congested windows in a row began.
-    before: usize,
+    /// The limit before the congested windows in a row began; `None` outside them.
+    before: Option<usize>,
+    /// The last cut below the concurrency used, within these congested windows.
+    cut: Option<Cut>,
     /// The limit when it was last logged.
     logged: usize,
     /// The first window has closed.
     seeded: bool,
+    /// The limit grows by half a window while it binds (no window has yet been past
+    /// [`SLOW_START_TOLERANCE`]).
+    slow_start: bool,
+}
+
+/// A cut below the concurrency used, and the congested windows since that stayed flat to it.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    /// The median of the window that made the cut.
+    median: Duration,
+    /// Windows since whose median stayed within `1 / FLAT` of it.
+    flat: u32,
+    /// Of those, how many in a row rose over the window before (the first, over the cut's).
+    rising: u32,
+    /// The last window's median.
+    last: Duration,
+    /// The lowest median of the cut's window and the flat windows since.
+    lowest: Duration,
+}
+
+impl Cut {
+    fn new(median: Duration) -> Self {
+        Cut {
+            median,
+            flat: 0,
+            rising: 0,
+            last: median,
+            lowest: median,
+        }
+    }
+}
+
+/// The limit a pool starts with: `max`, or with `adaptive`, where the controller starts
+/// ([`INITIAL`], at most `max`).
+pub(crate) fn starting_limit(max: usize, adaptive: bool) -> usize {
+    if adaptive {
+        INITIAL.min(max)
+    } else {
+        max
+    }
 }
 
 #[derive(Debug)]
@@ -193,20 +276,21 @@ impl Window {
 }
 
 impl Controller {
-    /// A limit between [`FLOOR`] and `max` (at most `max`), starting at `max`.
+    /// A limit between [`FLOOR`] and `max` (at most `max`), starting at [`starting_limit`].
     pub(crate) fn new(max: usize, now: Instant) -> Self {
+        let limit = starting_limit(max, true);
         Controller {
             max,
             floor: FLOOR.min(max),
-            limit: max,
+            limit,
             window: Window::new(now),
             baseline: None,
             epoch: now,
-            previous: None,
-            stalled: 0,
-            before: max,
-            logged: max,
+            before: None,
+            cut: None,
+            logged: limit,
             seeded: false,
+            slow_start: true,
         }
     }
 
@@ -230,6 +314,9 @@ impl Controller {
         if short || self.window.seen < MIN_SAMPLES {
             return None;
         }
+        // The first window only seeds the baseline: it cannot be congested against itself, so
+        // it is no sign that more would fit.
+        let seeding = !self.seeded;
         self.seeded = true;
         let median = self.window.median();
         let used = self.window.peak.min(self.limit).max(1);
@@ -237,19 +324,29 @@ impl Controller {
         let baseline = self.baseline.map_or(median, |low| low.min(median));
         self.baseline = Some(baseline);
         let from = self.limit;
+        if median > baseline.mul_f64(SLOW_START_TOLERANCE) + SLACK {
+            // The service time rose with the concurrency: the backend begins to queue, and
+            // the next step by half would overshoot (HyStart++).
+            self.slow_start = false;
+        }
         let tolerated = baseline.mul_f64(TOLERANCE) + SLACK;
         if median > tolerated {
             self.congested(median, baseline, used);
         } else {
-            self.previous = None;
-            self.stalled = 0;
-            if used >= self.limit {
-                let step = (self.limit as f64).log10().max(1.0) as usize;
-                self.limit = (self.limit + step).min(self.max);
+            self.before = None;
+            self.cut = None;
+            if used >= self.limit && !seeding {
+                let grown = if self.slow_start {
+                    ((self.limit as f64 * SLOW_START_GROWTH).ceil() as usize).max(self.limit + 1)
+                } else {
+                    self.limit + (self.limit as f64).log10().max(1.0) as usize
+                };
+                self.limit = grown.min(self.max);
             }
         }
-        if self.limit != from {
-            // Requests that started before measure the old limit.
+        if self.limit != from || seeding {
+            // Requests that started before measure the old limit (or, after the first window,
+            // the start, before the backend filled).
             self.epoch = now;
         }
         let to = self.limit;
@@ -267,36 +364,36 @@ impl Controller {
     }
 
     fn congested(&mut self, median: Duration, baseline: Duration, used: usize) {
-        if self.previous.is_none() {
-            self.before = self.limit;
-        }
-        // Flat: within a sixth of the last congested window's median, after a cut.
-        let flat = self.previous.is_some_and(|previous| {
-            let change = if median > previous {
-                median - previous
-            } else {
-                previous - median
-            };
-            change.mul_f64(FLAT) <= previous
-        });
-        self.stalled = if flat { self.stalled + 1 } else { 0 };
-        self.previous = Some(median);
-        if self.stalled >= STALLED {
-            // Cutting does not help: the service is slower, not queued. Measure from here,
-            // with the limit it had.
-            self.baseline = Some(median);
-            self.limit = self.limit.max(self.before);
-            self.previous = None;
-            self.stalled = 0;
-            return;
-        }
-        if flat {
-            // The last cut did not help: wait and see.
-            return;
+        let before = *self.before.get_or_insert(self.limit);
+        if let Some(cut) = self.cut.as_mut() {
+            // Flat: within a quarter of the median of the window that made the cut.
+            let change = median.max(cut.median) - median.min(cut.median);
+            if change.mul_f64(FLAT) <= cut.median {
+                cut.flat += 1;
+                cut.rising = if median > cut.last { cut.rising + 1 } else { 0 };
+                cut.last = median;
+                cut.lowest = cut.lowest.min(median);
+                // A median that rose at every window since the cut is a queue still
+                // growing, however slowly: never a baseline. Wait until it leaves the flat
+                // band (and is cut again) or stops rising.
+                if cut.flat >= STALLED && cut.rising < cut.flat {
+                    // Cutting does not help: the service is slower, not queued. Measure from
+                    // here, with the limit it had.
+                    self.baseline = Some(cut.lowest);
+                    self.limit = self.limit.max(before);
+                    self.before = None;
+                    self.cut = None;
+                }
+                // Otherwise the cut has not shown yet, or did not help: wait and see.
+                return;
+            }
+            // The median moved since the cut: a queue still draining, or growing again.
+            self.cut = None;
         }
         if used * 2 < self.limit {
             // The limit is not in use: only a clear queue (not noise) calls for cutting it,
-            // and then first to what runs.
+            // and then first to what runs. That does not lower the concurrency, so it is not
+            // a cut whose effect is awaited: the next congested window cuts by the gradient.
             if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
                 self.limit = used.max(self.floor);
             }
@@ -308,6 +405,7 @@ impl Controller {
             .clamp(self.floor, self.max)
             .min(self.limit);
         self.limit = cut;
+        self.cut = Some(Cut::new(median));
     }
 }
 

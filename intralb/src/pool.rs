@@ -207,7 +207,7 @@ impl Pool {
                     free_ids: BinaryHeap::new(),
                     next_id: 0,
                 },
-                limit: config.max_concurrent,
+                limit: crate::limit::starting_limit(config.max_concurrent, config.adaptive),
                 control: config
                     .adaptive
                     .then(|| Controller::new(config.max_concurrent, now)),

@@ -1,15 +1,21 @@
 //! The controller on tokio's paused clock, against a scripted backend: `slots` requests are
 //! served at once, each in `base` (times a deterministic noise); the others wait for a slot in
 //! the backend, first come first served (a semaphore in front of a database, say). Requests
-//! arrive open loop; those beyond the limit wait in front of it (at most [`QUEUE`]).
+//! arrive open loop, evenly spaced or at random (a Poisson process, as many independent clients
+//! make); those beyond the limit wait in front of it (at most [`QUEUE`]).
+//!
+//! Evenly spaced arrivals at exactly the capacity never queue in the backend (a D/D/16 queue
+//! at utilisation 1 stays empty); random ones do, and at utilisation 1 that queue is a random
+//! walk that grows without bound unless something limits what enters the backend, which is
+//! what a real load generator showed. The tests about what happens at 1× use random arrivals.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Controller, FLOOR};
+use super::{Controller, FLOOR, INITIAL};
 
 const BASE: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(1);
@@ -23,6 +29,8 @@ struct Backend {
     base: Duration,
     /// Arrivals per second.
     arrivals: f64,
+    /// Arrivals at random (exponential gaps) rather than evenly spaced.
+    random: bool,
     /// Each service time is scaled by a factor drawn from `[1 - noise, 1 + noise]`.
     noise: f64,
 }
@@ -33,7 +41,16 @@ fn backend(slots: usize, load: f64) -> Backend {
         slots,
         base: BASE,
         arrivals: load * slots as f64 / BASE.as_secs_f64(),
+        random: false,
         noise: 0.0,
+    }
+}
+
+/// As [`backend`], with arrivals at random.
+fn random(slots: usize, load: f64) -> Backend {
+    Backend {
+        random: true,
+        ..backend(slots, load)
     }
 }
 
@@ -41,6 +58,7 @@ fn backend(slots: usize, load: f64) -> Backend {
 struct Noise(u64);
 
 impl Noise {
+    /// In `[0, 1)`.
     fn next(&mut self) -> f64 {
         self.0 = self
             .0
@@ -48,17 +66,30 @@ impl Noise {
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// The gap to the next arrival of a Poisson process of `rate` per second.
+    fn gap(&mut self, rate: f64) -> Duration {
+        // 1 - next() is in (0, 1]: its logarithm is finite.
+        Duration::from_secs_f64(-(1.0 - self.next()).ln() / rate)
+    }
 }
 
-/// The limit at each tick, as (seconds since start, limit).
-struct Trace(Vec<(f64, usize)>);
+/// What a run did: the limit and the controller's baseline at each tick, and each request
+/// served.
+struct Trace {
+    /// (seconds since start, limit, baseline so far).
+    ticks: Vec<(f64, usize, Option<Duration>)>,
+    /// (seconds since start when it ended, its service time: the wait in the backend and the
+    /// service, its latency: that and the wait in front of the limit).
+    served: Vec<(f64, Duration, Duration)>,
+}
 
 impl Trace {
     fn between(&self, from: f64, to: f64) -> impl Iterator<Item = usize> + '_ {
-        self.0
+        self.ticks
             .iter()
-            .filter(move |(t, _)| *t >= from && *t < to)
-            .map(|(_, limit)| *limit)
+            .filter(move |(t, ..)| *t >= from && *t < to)
+            .map(|(_, limit, _)| *limit)
     }
 
     fn range(&self, from: f64, to: f64) -> (usize, usize) {
@@ -76,10 +107,42 @@ impl Trace {
 
     /// How long after `from` the limit is first within `range`.
     fn first_within(&self, from: f64, range: std::ops::RangeInclusive<usize>) -> Option<f64> {
-        self.0
+        self.ticks
             .iter()
-            .find(|(t, limit)| *t >= from && range.contains(limit))
-            .map(|(t, _)| *t - from)
+            .find(|(t, limit, _)| *t >= from && range.contains(limit))
+            .map(|(t, ..)| *t - from)
+    }
+
+    /// The highest baseline the controller held.
+    fn highest_baseline(&self) -> Duration {
+        self.ticks
+            .iter()
+            .filter_map(|(.., baseline)| *baseline)
+            .max()
+            .unwrap()
+    }
+
+    /// The 99th percentile of the service times (or with `waits`, of the latencies) of the
+    /// requests that ended between `from` and `to`.
+    fn p99(&self, from: f64, to: f64, waits: bool) -> Duration {
+        let mut times: Vec<Duration> = self
+            .served
+            .iter()
+            .filter(|(t, ..)| *t >= from && *t < to)
+            .map(|(_, service, latency)| if waits { *latency } else { *service })
+            .collect();
+        times.sort();
+        times[(times.len() * 99 / 100).min(times.len() - 1)]
+    }
+
+    /// The limit every half second from `from` to `to`, for a failure's message.
+    fn sampled(&self, from: f64, to: f64) -> Vec<usize> {
+        self.ticks
+            .iter()
+            .filter(|(t, ..)| *t >= from && *t < to)
+            .step_by(500)
+            .map(|(_, limit, _)| *limit)
+            .collect()
     }
 }
 
@@ -88,13 +151,18 @@ impl Trace {
 async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Trace {
     let start = Instant::now();
     let mut noise = Noise(7);
+    let mut gaps = Noise(11);
     let mut due = 0.0;
-    let mut waiting = 0;
+    let mut next = start;
+    // Arrival times of the requests waiting for the limit.
+    let mut waiting = VecDeque::new();
     // When each slot is next free.
     let mut slots: Vec<Instant> = Vec::new();
     // Running requests: (end, start).
     let mut running = BinaryHeap::new();
-    let mut trace = Vec::new();
+    let mut baseline = None;
+    let mut ticks = Vec::new();
+    let mut served = Vec::new();
     for (length, backend) in script {
         slots.sort();
         slots.reverse();
@@ -110,37 +178,67 @@ async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Tra
                 }
                 let busy = running.len();
                 running.pop();
-                controller.observe(started, now, busy);
+                if let Some(moved) = controller.observe(started, now, busy) {
+                    baseline = Some(moved.baseline);
+                }
             }
-            due += backend.arrivals * TICK.as_secs_f64();
-            while due >= 1.0 {
-                due -= 1.0;
-                waiting = (waiting + 1).min(QUEUE);
+            let arrive = |waiting: &mut VecDeque<Instant>| {
+                if waiting.len() < QUEUE {
+                    waiting.push_back(now);
+                }
+            };
+            if backend.random {
+                while next <= now {
+                    next += gaps.gap(backend.arrivals);
+                    arrive(&mut waiting);
+                }
+            } else {
+                due += backend.arrivals * TICK.as_secs_f64();
+                while due >= 1.0 {
+                    due -= 1.0;
+                    arrive(&mut waiting);
+                }
+                next = now;
             }
-            while waiting > 0 && running.len() < controller.limit() {
-                waiting -= 1;
+            while running.len() < controller.limit() {
+                let Some(arrived) = waiting.pop_front() else {
+                    break;
+                };
                 let slot = slots.iter_mut().min().expect("at least one slot");
                 let jitter = 1.0 + backend.noise * (2.0 * noise.next() - 1.0);
                 let end = (*slot).max(now) + backend.base.mul_f64(jitter);
                 *slot = end;
                 running.push(Reverse((end, now)));
+                served.push(((end - start).as_secs_f64(), end - now, end - arrived));
             }
-            trace.push(((now - start).as_secs_f64(), controller.limit()));
+            ticks.push(((now - start).as_secs_f64(), controller.limit(), baseline));
         }
     }
-    Trace(trace)
+    Trace { ticks, served }
 }
 
 fn seconds(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// Two seconds against a backend of 256 slots at 0.9× of them, so that the limit, wherever it
+/// starts, is at `max` (256); then a second of `then`'s load on those 256 slots, so that about
+/// as many run as `then` will have: the case of a server whose load fell after it grew, whose
+/// limit no longer binds when `then` begins (with no queue left from the switch).
+fn lifted(then: Backend) -> Vec<(Duration, Backend)> {
+    vec![
+        (seconds(2), backend(256, 0.9)),
+        (seconds(1), Backend { slots: 256, ..then }),
+    ]
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn at_three_times_its_capacity_the_limit_settles_near_the_capacity() {
     let mut controller = Controller::new(256, Instant::now());
     let trace = run(&mut controller, &[(seconds(20), backend(16, 3.0))]).await;
-    let settled = trace.first_within(0.0, 12..=26).expect("settles");
-    assert!(settled < 3.0, "settled after {settled} s");
+    // It starts at 20 and grows until the backend queues: never far past the capacity.
+    let (_, high) = trace.range(0.0, 5.0);
+    assert!(high <= 32, "up to {high}");
     // It saws between the cut below the capacity and the tolerance above it.
     let (low, high) = trace.range(5.0, 20.0);
     assert!(low >= 12 && high <= 26, "{low}..={high}");
@@ -200,14 +298,18 @@ async fn under_light_load_noise_leaves_the_limit_alone_and_a_slower_service_does
         &[(seconds(5), light), (seconds(5), slower)],
     )
     .await;
-    assert_eq!(trace.range(0.0, 5.0), (256, 256));
+    // About three run: the limit where it starts never binds, and is left alone.
+    assert_eq!(trace.range(0.0, 5.0), (INITIAL, INITIAL));
     // Three times slower at a fifth of the capacity (about ten running): the limit is not
     // what slows it. It comes down to what runs, and cuts below that, which do not move the
-    // median, are given back: it is not pinned at the floor (as a minRTT probe would pin it).
+    // median, are given back within a few windows: it is not pinned at the floor (as a
+    // minRTT probe would pin it).
     let pinned = trace.between(5.0, 10.0).filter(|limit| *limit <= 4).count();
-    assert!(pinned < 2500, "at the floor for {pinned} ms");
-    let (low, _) = trace.range(9.0, 10.0);
-    assert!(low >= 10, "held at {low}");
+    assert!(pinned < 500, "at the floor for {pinned} ms");
+    // And it stays at about what runs or above (a noisy window may still cut it a little,
+    // given back a step a window).
+    let mean = trace.mean(9.0, 10.0);
+    assert!(mean >= 10.0, "held at {mean}");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -256,7 +358,7 @@ async fn a_move_by_more_than_a_quarter_is_logged_once() {
     let mut controller = Controller::new(256, start);
     let mut moves = Vec::new();
     let mut now = start + BASE * 16;
-    // Sixteen slots: the first requests take 20 ms, then with 256 running, 320 ms.
+    // Sixteen slots: the first requests take 20 ms, then 320 ms (as with 256 running).
     for sample in 0..200 {
         now += Duration::from_millis(5);
         let service = if sample < 16 { BASE } else { BASE * 16 };
@@ -268,7 +370,7 @@ async fn a_move_by_more_than_a_quarter_is_logged_once() {
         .iter()
         .find(|moved| moved.to < moved.from)
         .expect("cut");
-    assert!(cut.log && cut.to <= 128, "{cut:?}");
+    assert!(cut.log && (cut.from - cut.to) * 4 > cut.from, "{cut:?}");
     assert!(moves
         .iter()
         .filter(|moved| moved.from == moved.to)
@@ -278,18 +380,189 @@ async fn a_move_by_more_than_a_quarter_is_logged_once() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_backend_losing_capacity_under_a_limit_that_never_bound_is_caught_at_once() {
     let mut controller = Controller::new(256, Instant::now());
-    // 1× of sixteen slots: about sixteen run, the limit (256) never binds, nothing moves it.
+    // Lifted to 256, then 1× of sixteen slots: about sixteen run, the limit never binds,
+    // nothing moves it.
     let halved = Backend {
         slots: 8,
         ..backend(16, 1.0)
     };
-    let script = [(seconds(5), backend(16, 1.0)), (seconds(5), halved)];
+    let mut script = lifted(backend(16, 1.0));
+    script.extend([(seconds(5), backend(16, 1.0)), (seconds(5), halved)]);
     let trace = run(&mut controller, &script).await;
-    assert_eq!(trace.range(0.0, 5.0), (256, 256));
+    assert_eq!(trace.range(1.5, 8.0), (256, 256));
     // Half the slots: a queue forms in the backend. The limit comes down to what runs as
     // soon as it shows, before hundreds pile up in the backend.
-    let caught = trace.first_within(5.0, 0..=32).expect("caught");
+    let caught = trace.first_within(8.0, 0..=32).expect("caught");
     assert!(caught < 0.5, "caught after {caught} s");
-    let (low, high) = trace.range(7.0, 10.0);
+    let (low, high) = trace.range(10.0, 13.0);
     assert!(low >= 4 && high <= 13, "{low}..={high}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_exactly_its_capacity_the_backend_queue_is_caught_and_never_taken_for_the_baseline() {
+    // At 1× of sixteen slots a limit of 256 never binds, and the backend's own queue grows:
+    // at random (service times that vary, or arrivals at random: a random walk at utilisation
+    // 1), or steadily (a load a hair over the capacity, as a 20 ms sleep that takes a little
+    // longer makes it). Window after window the median rises a little.
+    let processes = [
+        (
+            "random service times",
+            Backend {
+                noise: 0.3,
+                ..backend(16, 1.0)
+            },
+        ),
+        ("1.005×", backend(16, 1.005)),
+        ("random arrivals", random(16, 1.0)),
+    ];
+    for (name, process) in processes {
+        let mut controller = Controller::new(256, Instant::now());
+        let mut script = lifted(process);
+        script.push((seconds(20), process));
+        let trace = run(&mut controller, &script).await;
+        let limits = trace.sampled(3.0, 23.0);
+        assert_eq!(trace.range(1.5, 3.0), (256, 256), "{name}: not lifted");
+        // The baseline is what the service takes unqueued: a queue that builds slowly is
+        // never taken for it (a noisy service's is its fastest windows, below 20 ms).
+        let baseline = trace.highest_baseline();
+        assert!(
+            baseline <= BASE.mul_f64(1.1),
+            "{name}: re-baselined at {baseline:?}: {limits:?}"
+        );
+        // And the queue is stopped: no second's p99 passes 60 ms (three service times).
+        for second in 3..23 {
+            let p99 = trace.p99(second as f64, second as f64 + 1.0, false);
+            assert!(
+                p99 <= Duration::from_millis(60),
+                "{name}: p99 {p99:?} in second {second}: {limits:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_three_times_its_capacity_start_up_does_not_flood_the_backend() {
+    // The limit starts at 20 and grows by half while the service time stays near the
+    // baseline, instead of starting at 256 and letting two hundred requests into a backend of
+    // sixteen slots.
+    let mut controller = Controller::new(256, Instant::now());
+    let trace = run(&mut controller, &[(seconds(10), random(16, 3.0))]).await;
+    let limits = trace.sampled(0.0, 10.0);
+    let (_, high) = trace.range(0.0, 10.0);
+    assert!(high <= 32, "up to {high}: {limits:?}");
+    // The target is 60 ms; growing by doubling instead of by half, the first second's p99
+    // would be 58 ms (40 running on 16 slots after 20, rather than 30).
+    let first = trace.p99(0.0, 1.0, false);
+    let whole = trace.p99(0.0, 10.0, false);
+    assert!(
+        first <= Duration::from_millis(45) && whole <= Duration::from_millis(45),
+        "p99 {first:?} in the first second, {whole:?} in all: {limits:?}"
+    );
+    // And the backend is kept busy: at least 0.95× its capacity (800/s) is served.
+    let served = trace.served.iter().filter(|(t, ..)| *t < 10.0).count();
+    assert!(served >= 7600, "{served} served: {limits:?}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_backend_that_takes_more_than_the_start_gets_it_within_a_second() {
+    // 256 slots at 0.9× of them: about 230 run. The limit grows by half a window while it
+    // binds and the service time stays at the baseline: 20, 30, 45, ... 256 in seven windows.
+    let mut controller = Controller::new(256, Instant::now());
+    let trace = run(&mut controller, &[(seconds(3), backend(256, 0.9))]).await;
+    let limits = trace.sampled(0.0, 3.0);
+    let grown = trace.first_within(0.0, 230..=256);
+    assert!(
+        grown.is_some_and(|grown| grown < 1.0),
+        "grown after {grown:?} s: {limits:?}"
+    );
+    assert_eq!(trace.range(1.0, 3.0), (256, 256), "{limits:?}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_microsecond_handler_keeps_its_limit_and_gets_more_at_once_when_it_binds() {
+    // A CPU-bound handler: 20 to 60 µs a request, a request every 20 µs, two at once (the
+    // runtime's threads). The limit where it starts never binds, and jitter never cuts it.
+    let start = Instant::now();
+    let mut controller = Controller::new(256, start);
+    let mut noise = Noise(3);
+    let mut now = start;
+    let step = Duration::from_micros(20);
+    let service = |noise: &mut Noise| Duration::from_micros(20 + (40.0 * noise.next()) as u64);
+    while now < start + seconds(2) {
+        now += step;
+        let took = service(&mut noise);
+        controller.observe(now - took, now, 2);
+        assert_eq!(controller.limit(), INITIAL, "moved at {:?}", now - start);
+    }
+    // Then something holds up the runtime and requests pile up (a burst of 200 at once):
+    // the limit binds, and grows by half each window (100 ms) until the concurrency fits.
+    let burst = now;
+    let mut reached = None;
+    while now < burst + seconds(1) {
+        now += step;
+        let took = service(&mut noise);
+        let busy = controller.limit().min(200);
+        controller.observe(now - took, now, busy);
+        if reached.is_none() && controller.limit() >= 200 {
+            reached = Some(now - burst);
+        }
+    }
+    assert!(
+        reached.is_some_and(|reached| reached <= Duration::from_millis(700)),
+        "reached 200 after {reached:?}, at {}",
+        controller.limit()
+    );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_1x_the_limit_follows_capacity_halving_and_back_within_two_seconds() {
+    // 800/s against sixteen slots, then eight (twice overloaded), then sixteen again; the
+    // backend's queue growing at random, as in the test at exactly 1× above.
+    let processes = [
+        (
+            "random service times",
+            Backend {
+                noise: 0.3,
+                ..backend(16, 1.0)
+            },
+        ),
+        ("1.005×", backend(16, 1.005)),
+        ("random arrivals", random(16, 1.0)),
+    ];
+    for (name, process) in processes {
+        let mut controller = Controller::new(256, Instant::now());
+        let halved = Backend {
+            slots: 8,
+            ..process
+        };
+        let script = [
+            (seconds(10), process),
+            (seconds(10), halved),
+            (seconds(10), process),
+        ];
+        let trace = run(&mut controller, &script).await;
+        let limits = trace.sampled(0.0, 30.0);
+        let down = trace.first_within(10.0, 0..=12);
+        assert!(
+            down.is_some_and(|down| down < 2.0),
+            "{name}: followed the halving after {down:?} s: {limits:?}"
+        );
+        let (_, high) = trace.range(12.0, 20.0);
+        assert!(high <= 12, "{name}: up to {high} while halved: {limits:?}");
+        let up = trace.first_within(20.0, 14..=256);
+        assert!(
+            up.is_some_and(|up| up < 2.0),
+            "{name}: followed the recovery after {up:?} s: {limits:?}"
+        );
+        // Back to sawing around the capacity (noisy windows cut it a little lower at times,
+        // as in the noisy test above).
+        let (low, _) = trace.range(22.0, 30.0);
+        assert!(low >= 10, "{name}: down to {low} once restored: {limits:?}");
+        let halved = trace.p99(10.0, 20.0, false);
+        let restored = trace.p99(20.0, 30.0, false);
+        assert!(
+            halved <= Duration::from_millis(60) && restored <= Duration::from_millis(60),
+            "{name}: p99 {halved:?} after the halving, {restored:?} after the recovery: {limits:?}"
+        );
+    }
 }
