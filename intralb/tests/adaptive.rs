@@ -48,11 +48,11 @@ async fn the_limit_found_shows_in_stats_and_metrics() {
     let server = start(builder, four_slots()).await;
     assert_eq!(
         server.stats().concurrency_limit,
-        64,
-        "starts at max_concurrent"
+        20,
+        "starts at 20 (a slow start), below max_concurrent"
     );
     let metrics = fetch(server.addr(), "/metrics").await.body;
-    assert_eq!(gauge(&metrics, "intralb_concurrency_limit"), 64.0);
+    assert_eq!(gauge(&metrics, "intralb_concurrency_limit"), 20.0);
 
     // Forty-eight clients at once against four slots: 240 ms a request if all of them ran.
     let stop = Arc::new(AtomicBool::new(false));
