@@ -40,6 +40,7 @@ load options (open loop on /slow and /critical; prints a JSON summary):
   --burst-rate R --burst-ms L --every-ms P   R req/s for L ms every P ms (else --rate)
   --critical F   the share of requests sent to /critical [0]
   --connections N  most connections open [300]
+  --windows A-B,…  also report the p99 of the 200s sent from A to B seconds into the run
 ";
 
 /// What the binary was asked to do.
@@ -344,6 +345,7 @@ fn parse_load(args: &[String]) -> Result<crate::load::LoadOptions, String> {
         every_ms: 1,
         critical: 0.0,
         connections: 300,
+        windows: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -357,6 +359,7 @@ fn parse_load(args: &[String]) -> Result<crate::load::LoadOptions, String> {
             "--every-ms" => options.every_ms = number::<u64>(arg, v)?.max(1),
             "--critical" => options.critical = number(arg, v)?,
             "--connections" => options.connections = number::<usize>(arg, v)?.max(1),
+            "--windows" => options.windows = windows(arg, v)?,
             _ => return Err(format!("unknown load option `{arg}`")),
         }
     }
@@ -377,6 +380,18 @@ fn schedule(flag: &str, v: &str) -> Result<Vec<(Duration, usize)>, String> {
                 Duration::from_millis(number(flag, at)?),
                 number(flag, slots)?,
             ))
+        })
+        .collect()
+}
+
+/// `FROM-TO,…`: windows of the run, in seconds since its start.
+fn windows(flag: &str, v: &str) -> Result<Vec<(f64, f64)>, String> {
+    v.split(',')
+        .map(|window| {
+            let (from, to) = window
+                .split_once('-')
+                .ok_or_else(|| format!("`{flag}` expects FROM-TO,…, got `{v}`"))?;
+            Ok((number(flag, from)?, number(flag, to)?))
         })
         .collect()
 }

@@ -33,6 +33,8 @@ pub(crate) struct LoadOptions {
     /// Of the requests, the share sent to `/critical` instead of `/slow`.
     pub(crate) critical: f64,
     pub(crate) connections: usize,
+    /// Windows (from, to; seconds into the run) to report the p99 of the 200s of.
+    pub(crate) windows: Vec<(f64, f64)>,
 }
 
 /// What one class of requests got.
@@ -64,6 +66,17 @@ pub(crate) struct LoadReport {
     /// The p99 of the normal class's 200s, by the second they were sent in.
     #[serde(default)]
     pub(crate) normal_ok_p99_by_second: Vec<Option<f64>>,
+    /// The p99 of the normal class's 200s sent within each window asked for (`--windows`).
+    #[serde(default)]
+    pub(crate) normal_ok_p99_windows: Vec<Window>,
+}
+
+/// The p99 of the 200s sent from `from` to `to` seconds into the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Window {
+    pub(crate) from: f64,
+    pub(crate) to: f64,
+    pub(crate) p99_ms: Option<f64>,
 }
 
 /// One answered request: class, status (0: failed), latency, `Retry-After`, when it was sent
@@ -129,6 +142,24 @@ async fn run(options: LoadOptions) -> LoadReport {
             by_second[second].push(latency.as_secs_f64() * 1000.0);
         }
     }
+    let windows = options
+        .windows
+        .iter()
+        .map(|&(from, to)| {
+            let mut latencies: Vec<f64> = samples
+                .iter()
+                .filter(|&&(critical, status, _, _, sent)| {
+                    !critical && status == 200 && (from..to).contains(&sent.as_secs_f64())
+                })
+                .map(|s| s.2.as_secs_f64() * 1000.0)
+                .collect();
+            Window {
+                from,
+                to,
+                p99_ms: percentile(&mut latencies, 0.99),
+            }
+        })
+        .collect();
     let mut normal = summarise(samples.iter().filter(|s| !s.0));
     let mut critical = summarise(samples.iter().filter(|s| s.0));
     normal.unanswered = sent[0] - normal.sent;
@@ -143,6 +174,7 @@ async fn run(options: LoadOptions) -> LoadReport {
             .iter_mut()
             .map(|latencies| percentile(latencies, 0.99))
             .collect(),
+        normal_ok_p99_windows: windows,
     }
 }
 

@@ -115,9 +115,18 @@ impl Run {
             .map(|(t, _)| t - from)
     }
 
-    /// An upper bound of the p99 of the 200s sent in `[from, to)` seconds: the largest p99 of
-    /// its seconds (none of them has more than 1 % above it, so neither has their union).
+    /// The p99 of the 200s sent in `[from, to)` seconds, if `bench load` was asked for that
+    /// window (see [`windows`]); else an upper bound of it: the largest p99 of its seconds (none
+    /// of them has more than 1 % above it, so neither has their union).
     fn p99_between(&self, from: f64, to: f64) -> Option<f64> {
+        let asked = self
+            .report
+            .normal_ok_p99_windows
+            .iter()
+            .find(|window| window.from == from && window.to == to);
+        if let Some(window) = asked {
+            return window.p99_ms;
+        }
         self.report
             .normal_ok_p99_by_second
             .iter()
@@ -174,6 +183,19 @@ fn poll_limit(port: u16, start: Instant, stop: Arc<AtomicBool>) -> Vec<(f64, usi
     limits
 }
 
+/// The windows (seconds into the run) whose p99 the targets judge: from [`SETTLE_S`] on, and
+/// the 10 s after each change of capacity.
+fn windows(seconds: f64, halved: Option<(f64, f64)>) -> Vec<(f64, f64)> {
+    let mut windows = vec![(SETTLE_S, seconds)];
+    if let Some((down, up)) = halved {
+        windows.extend([
+            (down.floor(), down.floor() + 10.0),
+            (up.floor(), up.floor() + 10.0),
+        ]);
+    }
+    windows
+}
+
 fn measure(bench: &Bench, adaptive: bool, shape: Shape) -> Result<Run> {
     let seconds = match shape {
         Shape::Halving => bench.plan.overload_s * 2.0,
@@ -185,6 +207,10 @@ fn measure(bench: &Bench, adaptive: bool, shape: Shape) -> Result<Run> {
         options.slots_schedule = vec![(secs(down), HALVED), (secs(up), SLOTS)];
     }
     let server = bench.start(options, true)?;
+    let windows: Vec<String> = windows(seconds, halved)
+        .iter()
+        .map(|(from, to)| format!("{from}-{to}"))
+        .collect();
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
@@ -200,6 +226,8 @@ fn measure(bench: &Bench, adaptive: bool, shape: Shape) -> Result<Run> {
             (CAPACITY * shape.multiple()).to_string(),
             "--connections".to_owned(),
             CONNECTIONS.to_string(),
+            "--windows".to_owned(),
+            windows.join(","),
         ],
     );
     stop.store(true, Ordering::Relaxed);
