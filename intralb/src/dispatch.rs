@@ -2,15 +2,16 @@
 //! admission. Running it on the worker is `serving.rs`.
 //!
 //! The fast path (a request without a body, and an idle worker) builds no `async` state
-//! machine: it leases the worker and hands hyper a [`Serving`] future, boxed once. Everything
-//! else (reading a body, waiting in the queue) runs in an `async` block that ends in the same
-//! [`Serving`]. With outer layers (`layer.rs`), the body is read, then the layers run, then
+//! machine and allocates no future: it leases the worker and hands hyper a [`Serving`] future,
+//! inline in a [`Dispatched`] (hyper keeps one per connection). Everything else (reading a
+//! body, waiting in the queue) runs in a boxed `async` block that ends in the same [`Serving`]. With outer layers (`layer.rs`), the body is read, then the layers run, then
 //! admission ([`admit`]) inside them.
 
 use std::convert::Infallible;
-use std::future::{ready, Future};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use http::request::Parts;
 use http::{Request, Response, Version};
@@ -41,20 +42,64 @@ pub(crate) struct Dispatch<S> {
 
 type Answer<S> = Response<ResponseBody<<S as RouterService>::Body>>;
 
+/// Any way but the fast path, boxed.
+type Boxed<S> = Pin<Box<dyn Future<Output = Result<Answer<S>, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// What [`Dispatch`] hands hyper for a request: the fast path inline, the rest boxed.
+    #[project = DispatchedProj]
+    pub(crate) enum Dispatched<S>
+    where
+        S: RouterService,
+    {
+        Fast { #[pin] serving: Serving<S> },
+        Slow { future: Boxed<S> },
+        Answered { answer: Option<Answer<S>> },
+    }
+}
+
+impl<S: RouterService> Future for Dispatched<S> {
+    type Output = Result<Answer<S>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DispatchedProj::Fast { serving } => serving.poll(cx),
+            DispatchedProj::Slow { future } => future.as_mut().poll(cx),
+            DispatchedProj::Answered { answer } => {
+                Poll::Ready(Ok(answer.take().expect("not polled after it ended")))
+            }
+        }
+    }
+}
+
+impl<S: RouterService> Dispatched<S> {
+    fn slow(future: impl Future<Output = Result<Answer<S>, Infallible>> + Send + 'static) -> Self {
+        Dispatched::Slow {
+            future: Box::pin(future),
+        }
+    }
+
+    fn answered(answer: Answer<S>) -> Self {
+        Dispatched::Answered {
+            answer: Some(answer),
+        }
+    }
+}
+
 impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S> {
     type Response = Answer<S>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = Dispatched<S>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         // Counted as running until its response is sent (or intralb's own answer is ready).
         let running = self.activity.start(req.version());
         let shared = &self.shared;
         if let Some(answer) = shared.probes.answer(&shared.pool, req.uri().path()) {
-            return Box::pin(ready(Ok(answer)));
+            return Dispatched::answered(answer);
         }
         if let Some(outer) = &self.outer {
-            return Box::pin(through_layers(
+            return Dispatched::slow(through_layers(
                 Arc::clone(shared),
                 outer.clone(),
                 req,
@@ -70,17 +115,19 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         let router = self.router.clone();
         if !http_body::Body::is_end_stream(&body) {
             // A body is read whole (up to `buffer_body`) before admission.
-            return Box::pin(slow(Arc::clone(shared), router, parts, Some(body), arrived));
+            return Dispatched::slow(slow(Arc::clone(shared), router, parts, Some(body), arrived));
         }
         let now = Instant::now();
         match shared.pool.acquire_now(arrived.priority, now) {
             Ok(Some(hold)) => {
                 let req = Request::from_parts(parts, RequestBody::empty());
                 let lease = Lease::new(hold, arrived, now, now, now + shared.timeout);
-                Box::pin(Serving::new(Arc::clone(shared), router, req, lease))
+                Dispatched::Fast {
+                    serving: Serving::new(Arc::clone(shared), router, req, lease),
+                }
             }
-            Ok(None) => Box::pin(slow(Arc::clone(shared), router, parts, None, arrived)),
-            Err(rejected) => Box::pin(ready(Ok(refused(shared, &arrived, rejected)))),
+            Ok(None) => Dispatched::slow(slow(Arc::clone(shared), router, parts, None, arrived)),
+            Err(rejected) => Dispatched::answered(refused(shared, &arrived, rejected)),
         }
     }
 }

@@ -2,9 +2,9 @@
 //! shutdown deadline (`503`) and the panic guard (`500`, and the worker's resources are
 //! replaced); then the outcome is counted, the latency recorded and the worker given back.
 //!
-//! A hand-written future rather than an `async` block, because it is the fast path: it is boxed
-//! once per request, so its size is copied once per request, and it arms the timer and the
-//! shutdown signal only if the router does not answer on its first poll (most requests then
+//! A hand-written future rather than an `async` block, because it is the fast path: hyper keeps
+//! it inline (no allocation), its size is copied once per request, and it arms the timer and
+//! the shutdown signal only if the router does not answer on its first poll (most requests then
 //! never touch the timer wheel).
 
 use std::any::Any;
