@@ -213,7 +213,10 @@ impl Queue {
     pub(crate) fn granted_at_once(&mut self, priority: Priority, now: Instant) {
         self.meter.granted += 1;
         self.last_grant = Some(now);
-        if self.codel[priority.rank()].enabled() {
+        let codel = &self.codel[priority.rank()];
+        // The common case, cheaply: this interval already has its zero.
+        let known = codel.min_delay == Some(Duration::ZERO) && now < codel.interval_end;
+        if codel.enabled() && !known {
             self.sample(priority, now, Duration::ZERO);
         }
     }
