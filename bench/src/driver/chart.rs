@@ -64,11 +64,7 @@ fn draw_svg(
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(WIDTH / 2);
 
-    let mut goodput = ChartBuilder::on(&left)
-        .caption("Goodput (200 responses/s)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut goodput = panel(&left, "Goodput (200 responses/s)")
         .build_cartesian_2d(0.0..max_x, 0.0..max_goodput)?;
     goodput
         .configure_mesh()
@@ -95,11 +91,7 @@ fn draw_svg(
     }
     legend(&mut goodput, SeriesLabelPosition::LowerRight)?;
 
-    let mut latency = ChartBuilder::on(&right)
-        .caption("p99 latency of the 200s (log scale)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut latency = panel(&right, "p99 latency of the 200s (log scale)")
         .build_cartesian_2d(0.0..max_x, (min_p99 * 0.8..max_p99 * 6.0).log_scale())?;
     latency
         .configure_mesh()
@@ -176,11 +168,7 @@ fn draw_admission_svg(
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(WIDTH / 2);
-    let mut latency = ChartBuilder::on(&left)
-        .caption("p99 latency of the 200s (log scale)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut latency = panel(&left, "p99 latency of the 200s (log scale)")
         .build_cartesian_2d(-0.5..max_x, (10.0..max_p99 * 3.0).log_scale())?;
     latency
         .configure_mesh()
@@ -195,12 +183,8 @@ fn draw_admission_svg(
     }
     legend(&mut latency, SeriesLabelPosition::UpperLeft)?;
 
-    let mut shed = ChartBuilder::on(&right)
-        .caption("503 answers per second", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5..max_x, 0.0..max_shed)?;
+    let mut shed =
+        panel(&right, "503 answers per second").build_cartesian_2d(-0.5..max_x, 0.0..max_shed)?;
     shed.configure_mesh()
         .x_labels(shapes.len() * 2 + 1)
         .x_label_formatter(&load)
@@ -264,11 +248,7 @@ fn draw_adaptive_svg(
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(WIDTH / 2);
-    let mut limit = ChartBuilder::on(&left)
-        .caption("Concurrency limit (log scale)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut limit = panel(&left, "Concurrency limit (log scale)")
         .build_cartesian_2d(0.0..end, (1.0..most_limit * 2.0).log_scale())?;
     limit
         .configure_mesh()
@@ -286,11 +266,7 @@ fn draw_adaptive_svg(
     }
     legend(&mut limit, SeriesLabelPosition::UpperRight)?;
 
-    let mut latency = ChartBuilder::on(&right)
-        .caption("p99 of the 200s by second (log scale)", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut latency = panel(&right, "p99 of the 200s by second (log scale)")
         .build_cartesian_2d(0.0..end, (10.0..most_p99 * 3.0).log_scale())?;
     latency
         .configure_mesh()
@@ -311,6 +287,20 @@ fn draw_adaptive_svg(
     legend(&mut latency, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
+}
+
+/// A chart's frame: its caption, margins and label areas (every chart here is drawn alike).
+fn panel<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60);
+    builder
 }
 
 /// One server's line, with a dot per point and a legend entry.
