@@ -371,27 +371,30 @@ fn parse_load(args: &[String]) -> Result<crate::load::LoadOptions, String> {
 
 /// `N@MS,…`: `N` slots from `MS` milliseconds on.
 fn schedule(flag: &str, v: &str) -> Result<Vec<(Duration, usize)>, String> {
-    v.split(',')
-        .map(|step| {
-            let (slots, at) = step
-                .split_once('@')
-                .ok_or_else(|| format!("`{flag}` expects N@MS,…, got `{v}`"))?;
-            Ok((
-                Duration::from_millis(number(flag, at)?),
-                number(flag, slots)?,
-            ))
-        })
+    pairs(flag, v, '@', "N@MS")?
+        .into_iter()
+        .map(|(slots, at): (usize, u64)| Ok((Duration::from_millis(at), slots)))
         .collect()
 }
 
 /// `FROM-TO,…`: windows of the run, in seconds since its start.
 fn windows(flag: &str, v: &str) -> Result<Vec<(f64, f64)>, String> {
+    pairs(flag, v, '-', "FROM-TO")
+}
+
+/// `A<separator>B,…`, as `form` says.
+fn pairs<A: FromStr, B: FromStr>(
+    flag: &str,
+    v: &str,
+    separator: char,
+    form: &str,
+) -> Result<Vec<(A, B)>, String> {
     v.split(',')
-        .map(|window| {
-            let (from, to) = window
-                .split_once('-')
-                .ok_or_else(|| format!("`{flag}` expects FROM-TO,…, got `{v}`"))?;
-            Ok((number(flag, from)?, number(flag, to)?))
+        .map(|pair| {
+            let (a, b) = pair
+                .split_once(separator)
+                .ok_or_else(|| format!("`{flag}` expects {form},…, got `{v}`"))?;
+            Ok((number(flag, a)?, number(flag, b)?))
         })
         .collect()
 }
