@@ -23,7 +23,7 @@ const COLORS: [RGBColor; 3] = [
 ];
 
 pub(crate) fn draw(overload: &Overload, path: &Path) -> Result<()> {
-    draw_svg(overload, path).context(format_args!("drawing {}", path.display()))
+    render(path, |p| draw_svg(overload, p))
 }
 
 fn draw_svg(
@@ -119,7 +119,7 @@ fn draw_svg(
 
 /// `admission.svg`.
 pub(crate) fn draw_admission(admission: &Admission, path: &Path) -> Result<()> {
-    draw_admission_svg(admission, path).context(format_args!("drawing {}", path.display()))
+    render(path, |p| draw_admission_svg(admission, p))
 }
 
 fn draw_admission_svg(
@@ -205,7 +205,7 @@ fn draw_admission_svg(
 
 /// `adaptive.svg`.
 pub(crate) fn draw_adaptive(adaptive: &Adaptive, path: &Path) -> Result<()> {
-    draw_adaptive_svg(adaptive, path).context(format_args!("drawing {}", path.display()))
+    render(path, |p| draw_adaptive_svg(adaptive, p))
 }
 
 fn draw_adaptive_svg(
@@ -287,6 +287,14 @@ fn draw_adaptive_svg(
     legend(&mut latency, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
+}
+
+/// Draws a chart to `path`, naming the file in the error.
+fn render(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> std::result::Result<(), Box<dyn std::error::Error>>,
+) -> Result<()> {
+    draw(path).context(format_args!("drawing {}", path.display()))
 }
 
 /// A chart's frame: its caption, margins and label areas (every chart here is drawn alike).
