@@ -1,4 +1,4 @@
-//! Outer layers: tower middleware in front of admission ([`Builder::layer`],
+//! Outer layers: tower middleware in front of admission ([`Builder::layer`](crate::Builder::layer),
 //! `#[balanced(layer = ...)]`), so that it also wraps intralb's own answers (`503`, `504`) and
 //! can refuse a request before it takes a queue place.
 //!

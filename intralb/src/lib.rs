@@ -27,7 +27,7 @@
 //!
 //! Per-worker resources are declared with [`db_init`] and reached with [`Db<T>`] (blocking
 //! calls through [`Db::blocking`]); what must run once per process (a migration) with
-//! [`setup`]; the same without macros is [`Balancer::builder()`]. A long response learns that a
+//! [`setup`](macro@setup); the same without macros is [`Balancer::builder()`]. A long response learns that a
 //! shutdown began through [`Drain`]. Middleware that must also wrap intralb's own `503` and
 //! `504`, or refuse a request before it takes a queue place (CORS, auth, tracing), is an *outer
 //! layer*: `#[balanced(layer = ...)]`, [`Builder::layer`].

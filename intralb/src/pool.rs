@@ -266,7 +266,7 @@ impl Pool {
         }
     }
 
-    /// The fast path of [`acquire`](Self::acquire), without a future: a worker if one is idle,
+    /// The fast path of `acquire`, without a future: a worker if one is idle,
     /// `None` if the request has to [`wait`](Self::wait).
     pub(crate) fn acquire_now(
         self: &Arc<Self>,

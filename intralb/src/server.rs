@@ -177,7 +177,7 @@ impl Builder {
 
     /// Serves `router` on an already bound `listener` until `shutdown` resolves or
     /// [`Server::stop`] is called, then drains. Returns once the workers are running; the
-    /// [`Server`] gives the address and [`Stats`](crate::Stats). For embedding: no signals are
+    /// [`Server`] gives the address and [`Stats`]. For embedding: no signals are
     /// handled and no environment variable is read.
     ///
     /// Only the initializers given to this builder run: add
