@@ -137,9 +137,11 @@ impl Queue {
         if !self.codel[rank].standing
             && self.codel[rank].stood_lately(now)
             && self.oldest_wait(priority, now) > self.codel[rank].target
+            && self.moving(priority)
         {
             // It stood a moment ago and builds up again: it stands again now, not an interval
-            // later (RFC 8289's CoDel resumes dropping the same way).
+            // later (RFC 8289's CoDel resumes dropping the same way). Not if nobody got a
+            // worker meanwhile: see `filled`.
             began = self.codel[rank].stand(now);
         }
         if began {
@@ -191,15 +193,20 @@ impl Queue {
     /// first, so a full queue says nothing of its waits.
     fn filled(&mut self, now: Instant) {
         for priority in [Priority::Normal, Priority::Sheddable] {
-            let class = &self.classes[priority.rank()];
-            let moving = match (class.front(), self.last_grant) {
-                (Some(oldest), Some(granted)) => granted > oldest.since,
-                _ => false,
-            };
-            if moving && self.codel[priority.rank()].stand(now) {
+            if self.moving(priority) && self.codel[priority.rank()].stand(now) {
                 tracing::debug!(?priority, standing = true, full = true, "queue");
                 self.sweep(priority, now);
             }
+        }
+    }
+
+    /// Whether anyone got a worker since the oldest request of `priority` still in the queue
+    /// came.
+    fn moving(&self, priority: Priority) -> bool {
+        let oldest = self.classes[priority.rank()].front();
+        match (oldest, self.last_grant) {
+            (Some(oldest), Some(granted)) => granted > oldest.since,
+            _ => false,
         }
     }
 

@@ -131,13 +131,18 @@ fn a_queue_that_stood_lately_stands_again_as_soon_as_it_builds_up() {
     // It empties (a request served at once): it stands no more after the next interval.
     queue.granted_at_once(Priority::Normal, at(110));
     assert!(!queue.standing(Priority::Normal, at(201)));
-    // It builds up again: once its oldest request waits past the target it stands at once,
-    // where it used to wait for the interval (or a full queue) to say so.
-    let _second = queue.push(Priority::Normal, at(210));
-    assert!(!queue.standing(Priority::Normal, at(214)));
-    assert!(queue.standing(Priority::Normal, at(216)));
+    // It builds up again (and moves: one of them gets a worker): once its oldest request
+    // waits past the target it stands at once, where it used to wait for the interval (or a
+    // full queue) to say so.
+    let _second = [
+        queue.push(Priority::Normal, at(210)),
+        queue.push(Priority::Normal, at(211)),
+    ];
+    assert!(queue.next(at(213)).is_some());
+    assert!(!queue.standing(Priority::Normal, at(215)));
+    assert!(queue.standing(Priority::Normal, at(217)));
     // And while it stands, the request past twice the target is answered 503.
-    assert!(queue.sloughs(Priority::Normal, at(210), at(221)));
+    assert!(queue.sloughs(Priority::Normal, at(211), at(222)));
 }
 
 #[test]
@@ -150,4 +155,21 @@ fn a_queue_that_never_stood_absorbs_a_burst_for_an_interval() {
     // 60 ms of waiting, far past the target: no interval said it stands, so it waits on.
     assert!(!queue.standing(Priority::Normal, at(62)));
     assert!(!queue.sloughs(Priority::Normal, at(2), at(62)));
+}
+
+#[test]
+fn a_queue_that_stood_lately_does_not_stand_again_while_nobody_gets_a_worker() {
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let mut queue = Queue::new(Duration::from_millis(5), start);
+    let _first = queue.push(Priority::Normal, start);
+    assert!(queue.next(at(20)).is_some());
+    assert!(queue.standing(Priority::Normal, at(100)));
+    queue.granted_at_once(Priority::Normal, at(110));
+    assert!(!queue.standing(Priority::Normal, at(201)));
+    // Every worker is stuck (a database lock): nobody got one since this request came, so its
+    // wait says nothing of the queue, and it keeps waiting (up to its deadline).
+    let _stuck = queue.push(Priority::Normal, at(210));
+    assert!(!queue.standing(Priority::Normal, at(260)));
+    assert!(!queue.sloughs(Priority::Normal, at(210), at(260)));
 }
