@@ -21,10 +21,12 @@
 //!   service gets faster, and is reset (see below) only when cutting the limit stops helping.
 //! - A window is **congested** when its median exceeds `baseline ×` [`TOLERANCE`] `+`
 //!   [`SLACK`] (the slack keeps microsecond-scale jitter of a CPU-bound handler from counting
-//!   as queueing). Then the limit goes to the concurrency that would have had no queue — by
-//!   Little's law, the concurrency used × `baseline / median` (Gradient2's gradient) — times
-//!   [`BACKOFF`], cutting at most half of the concurrency used per window. (The concurrency
-//!   used is the most requests a sample of the window saw running.)
+//!   as queueing). Then, if the limit bound during the window, it goes to the concurrency that
+//!   would have had no queue — by Little's law, the concurrency used × `baseline / median`
+//!   (Gradient2's gradient) — times [`BACKOFF`], cutting at most half of the concurrency used per
+//!   window; a limit that did not bind goes only to the concurrency used (see the second failure
+//!   mode below). (The concurrency used is the most requests a sample of the window saw running;
+//!   the limit bound if that reached it.)
 //! - Otherwise, if the limit bound during the window (requests used all of it), it grows by
 //!   `log10(limit)`, at least 1 (Vegas's default increase): slowly, because a backend's queue
 //!   builds over more than one window, and a larger step overshoots before it shows.
@@ -90,12 +92,20 @@
 //!   with the queue and never cut (at 1× in the simulation, from 20 to over 60 ms in 20 s): the
 //!   drift above, by another way. And a median that rose at every window since the cut is a queue
 //!   still growing, however slowly: it is not taken for the baseline, and the controller waits
-//!   until it leaves the band (and cuts) or stops rising. And a limit not in use (fewer than half
-//!   of it busy: Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`]
-//!   × the baseline, not for noise, and then only to the concurrency used: a server at low load
-//!   keeps its limit, but one whose backend lost capacity under a limit that never bound (one that
-//!   grew to `max_concurrent`, then the load fell) is brought to what runs as soon as a queue
-//!   shows, and from there cut by the gradient.
+//!   until it leaves the band (and cuts) or stops rising.
+//!
+//!   And a limit that did not bind in a congested window (fewer ran than it allows) did not make
+//!   that queue: it is cut only to the concurrency used, and the next congested window, the limit
+//!   binding, cuts by the gradient and awaits the effect. A gradient cut below what ran would test
+//!   nothing the limit did, and can pin a service that is merely slower at the floor: three times
+//!   slower at a fifth of its capacity, a window that catches the slower requests beginning to
+//!   show (10 running under 20) can cut to 7, the next to 3, where a window of [`MIN_SAMPLES`]
+//!   takes a third of a second to fill, so the [`STALLED`] windows that give the limit back take
+//!   over a second. And while a limit is not in use (fewer than half of it busy: Gradient2's and
+//!   Vegas's guard), only a median past [`UNUSED_TOLERANCE`] × the baseline calls for even that
+//!   cut, not noise: a server at low load keeps its limit, but one whose backend lost capacity
+//!   under a limit that never bound (one that grew to `max_concurrent`, then the load fell) is
+//!   brought to what runs as soon as a queue shows, and from there cut by the gradient.
 //!
 //! # References
 //!
@@ -390,11 +400,13 @@ impl Controller {
             // The median moved since the cut: a queue still draining, or growing again.
             self.cut = None;
         }
-        if used * 2 < self.limit {
-            // The limit is not in use: only a clear queue (not noise) calls for cutting it,
-            // and then first to what runs. That does not lower the concurrency, so it is not
-            // a cut whose effect is awaited: the next congested window cuts by the gradient.
-            if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
+        if used < self.limit {
+            // The limit did not bind: it did not make this queue, so it is cut only to what
+            // runs. That does not lower the concurrency, so it is not a cut whose effect is
+            // awaited: the next congested window, with the limit binding, cuts by the
+            // gradient. And while it is not in use (fewer than half of it ran), only a clear
+            // queue (not noise) calls for even that.
+            if used * 2 >= self.limit || median >= baseline.mul_f64(UNUSED_TOLERANCE) {
                 self.limit = used.max(self.floor);
             }
             return;
