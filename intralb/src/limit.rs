@@ -14,26 +14,29 @@
 //! controller) apply it to servers, and like Breakwater (Cho et al., OSDI '20), which drives
 //! admission by the server-side queueing delay rather than by a fixed count:
 //!
-//! - Each window's **typical service time** is the median of its samples (Envoy's
-//!   `sample_aggregate_percentile`, 50 by default): a few slow requests do not move it.
-//! - The **baseline** is the lowest typical service time of any window since it was last
+//! - Each window's **service time** is the mean of its samples, leaving out the slowest one in
+//!   a hundred ([`TRIM`]; none in a window of fewer than a hundred): what Netflix's
+//!   `Gradient2Limit` is fed by default, and what Little's law is about (see *Why the mean* below).
+//! - The **baseline** is the lowest service time of any window since it was last
 //!   reset: what the service takes when nothing queues in it. It falls at once when the
 //!   service gets faster, and is reset (see below) only when cutting the limit stops helping.
-//! - A window is **congested** when its median exceeds `baseline ×` [`TOLERANCE`] `+`
+//! - A window is **congested** when its service time exceeds `baseline ×` [`TOLERANCE`] `+`
 //!   [`SLACK`] (the slack keeps microsecond-scale jitter of a CPU-bound handler from counting
-//!   as queueing). Then the limit goes to the concurrency that would have had no queue — by
-//!   Little's law, the concurrency used × `baseline / median` (Gradient2's gradient) — times
-//!   [`BACKOFF`], cutting at most half of the concurrency used per window. (The concurrency
-//!   used is the most requests a sample of the window saw running.)
+//!   as queueing). Then, if the limit bound during the window, it goes to the concurrency that
+//!   would have had no queue — by Little's law, the concurrency used × `baseline / service time`
+//!   (Gradient2's gradient) — times [`BACKOFF`], cutting at most half of the concurrency used per
+//!   window; a limit that did not bind goes only to the concurrency used (see the second failure
+//!   mode below). (The concurrency used is the most requests a sample of the window saw running;
+//!   the limit bound if that reached it.)
 //! - Otherwise, if the limit bound during the window (requests used all of it), it grows by
 //!   `log10(limit)`, at least 1 (Vegas's default increase): slowly, because a backend's queue
 //!   builds over more than one window, and a larger step overshoots before it shows.
 //! - It **starts** at [`INITIAL`] (20, at most `max_concurrent`), in **slow start** as TCP's window
 //!   does: each window that it bound, it grows by half (× [`SLOW_START_GROWTH`]) instead, until a
-//!   window's median passes `baseline ×` [`SLOW_START_TOLERANCE`] `+` [`SLACK`] — the service time
-//!   rising with the concurrency, the backend beginning to queue: HyStart++'s exit (RFC 9406) — and
-//!   from then on grows by `log10(limit)`. (The first window only seeds the baseline: it cannot be
-//!   congested against itself, so it does not grow the limit.)
+//!   window's service time passes `baseline ×` [`SLOW_START_TOLERANCE`] `+` [`SLACK`] — the
+//!   service time rising with the concurrency, the backend beginning to queue: HyStart++'s exit
+//!   (RFC 9406) — and from then on grows by `log10(limit)`. (The first window only seeds the
+//!   baseline: it cannot be congested against itself, so it does not grow the limit.)
 //! - Between [`FLOOR`] and `max_concurrent`.
 //!
 //! Why it does not start at `max_concurrent`: the first window then admits every request that
@@ -46,16 +49,62 @@
 //! once: a request holds its worker only while its handler runs, and the runtime has a thread a
 //! core, so 20 does not bind it, and jitter of a few microseconds is within the slack; when a stall
 //! piles requests up, the limit grows by half a window, to 200 in half a second. By half rather
-//! than doubling because a window's median barely shows a backend a little past its capacity (20
-//! running on 16 slots: most requests start at once, and the median is 22 ms against 20, within the
-//! slow-start tolerance), so the step after the last that passed can land well past it, and half of
-//! that overshoot is less: on 16 slots 20 goes to 30 rather than 40, and at 3× the first second's
-//! p99 is 40 ms rather than 58 ms (in the simulation, `tests.rs`).
+//! than doubling because a window barely shows a backend a little past its capacity (most of its
+//! requests start at once), so the step after the last that passed can land well past it, and half
+//! of that overshoot is less. (With the median as the signal, 20 running on 16 slots passed for
+//! unqueued, a median of 22 ms against 20, and at 3× doubling to 40 gave a first second's p99 of
+//! 58 ms in the simulation, `tests.rs`, against 40 ms going to 30; the mean shows those 16 slots at
+//! once, 25 ms against 20, and slow start ends at 20.)
 //!
 //! Once the limit moved, samples of requests that started before are ignored (as Envoy came to
 //! ignore samples from before a minRTT window, envoyproxy/envoy#11579): they measure the old
 //! limit, and would cut again for a queue that is already gone, or grow again on a latency
 //! the new limit has not had time to raise.
+//!
+//! # Why the mean
+//!
+//! The signal was first the window's median (Envoy's `sample_aggregate_percentile` is p50 by
+//! default), which a few slow requests do not move. But congestion need not slow the typical
+//! request. SQLite writers contend for one write lock, and a connection that finds it taken
+//! sleeps in its busy handler's steps (1, 2, 5, 10, … ms, then 100 ms a try,
+//! `sqliteDefaultBusyCallback`) and tries again; nothing queues for the lock, so a write that
+//! tries just after a commit takes it at once, and those asleep sleep longer at each try.
+//! Measured from outside (a scratch crate: 48 clients posting writes that hold the lock 2 ms,
+//! `max_concurrent = 64, queue = 64`, 10 s), with the median the limit sawed between 20 and 46
+//! (at times down to 4), the median write took 2.8–3.2 ms and the p99 was 1.0–1.9 s. The mean
+//! sees it: Little's law, on which the
+//! gradient `used × baseline / service time` rests, is about means (the requests running are the
+//! throughput times the *mean* service time), so each request held up adds to it in proportion
+//! to how long; and the mean is what Netflix's `Gradient2Limit` is given by default
+//! (`WindowedLimit` and its `AverageSampleWindow`). With it the same scratch crate's limit goes to
+//! 2–5 and the p99 to 0.33 s (the fixed limit's: 1.6–1.9 s), for 16–20 % fewer writes than the
+//! fixed limit (a lock handed from writer to writer through the balancer idles a little between
+//! them; 48 writers contending keep it busier, the slowest of them asleep for seconds). The
+//! simulation reproduces both (`contend` in `tests.rs`): with the mean the limit averages 3.5 and
+//! the p99 of the last five seconds is 0.18 s (0.1–0.33 s over fifteen seeds), with the median
+//! the limit averages 36 and the p99 is 1.9 s (1.7–2.1 s).
+//!
+//! A higher percentile (Netflix's `PercentileSampleWindow`, Envoy's setting) sees the tail too,
+//! but also the ordinary waits of a backend at its capacity, and takes them for congestion: with
+//! the p75 four of the simulation's tests failed (the limit settling at the capacity at 3×,
+//! following its halving, start-up, a slower service) and on SQLite the limit still averaged 23;
+//! with the p90 six failed, and it averaged 9. And the mean is steadier than the median on noise
+//! that is not skewed: the mean of 16 samples that vary by ±30 % varies a third as much as their
+//! median (see [`FLAT`]); across thirty noise seeds of the simulation the controller failed at
+//! least one of its tests at eighteen with the median, at none with the mean (and the rule for a
+//! limit that did not bind, below).
+//!
+//! The slowest one in a hundred is left out ([`TRIM`]) so that a straggler in a busy window does
+//! not halve the limit: one request stuck 5 s among a thousand of 1 ms makes their mean 6 ms. A
+//! tail that grows with the concurrency is wider than that, and a window of fewer than a hundred
+//! samples (under a thousand requests a second) trims nothing.
+//!
+//! What the mean costs: slow requests move it whether they queued or not, so a service whose
+//! requests are of two kinds, the slower one common and several times slower, reads as noisier
+//! than with the median (which sits in the faster kind), and is cut more on noise. And a window
+//! counts only requests that started since the limit last moved (above), so a tail longer than
+//! the time between moves shows only in part: on the SQLite lock, the waits of up to a window or
+//! two, which is enough.
 //!
 //! # The two failure modes it avoids
 //!
@@ -65,49 +114,69 @@
 //!   latency upward, and it adds `queueSize` at every update whatever the gradient. Here the
 //!   baseline is a *minimum*, which inflated windows cannot raise (a decaying window would let a
 //!   slow overload ramp carry it up, window after window), and which is only ever reset after a cut
-//!   failed to move the median (below), never to a median still rising; the limit grows only while
-//!   the median is within the tolerance of it and the limit is in use. Under overload the limit
-//!   saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And every cut
-//!   lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the service a
-//!   little below it: a baseline measured too high (inflated medians at start-up) comes down cycle
-//!   after cycle.
+//!   failed to move the service time (below), never to one still rising; the limit grows only
+//!   while the service time is within the tolerance of it and the limit is in use. Under overload
+//!   the limit saws between about `BACKOFF ×` and `TOLERANCE ×` the capacity, never past it. And
+//!   every cut lands [`BACKOFF`] below the estimated capacity, so each cycle also measures the
+//!   service a little below it: a baseline measured too high (inflated at start-up) comes down
+//!   cycle after cycle.
 //! - **A periodic minRTT probe that pins concurrency low and sheds** (envoyproxy/envoy#8337,
 //!   #18152: Envoy drops the limit to `min_concurrency` for each minRTT measurement, and 503s
 //!   follow). There is no probe: the baseline comes from the windows the server runs anyway, at
 //!   whatever concurrency they ran. A stale baseline shows itself instead: when the latency rose
 //!   for a reason the limit does not control (the backend is slower at any concurrency), cutting
-//!   does not move the median. So after a cut below the concurrency used, no further cut is made
-//!   while the median stays within a quarter of the cut window's (a queue still draining, or
-//!   growing again, takes it out of that band, and the limit is cut again), and after [`STALLED`]
-//!   such windows the baseline is reset to the lowest of their medians and the limit to what it was
-//!   before the congested windows began (Envoy re-measures after 5 windows at its minimum,
-//!   envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs a few
-//!   windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
+//!   does not move the service time. So after a cut below the concurrency used, no further cut is
+//!   made while the service time stays within a quarter of the cut window's (a queue still
+//!   draining, or growing again, takes it out of that band, and the limit is cut again), and
+//!   after [`STALLED`] such windows the baseline is reset to the lowest of theirs and the limit to
+//!   what it was before the congested windows began (Envoy re-measures after 5 windows at its
+//!   minimum, envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs
+//!   a few windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
 //!   below the concurrency used counts: a congested window that cut nothing (a limit not in use,
 //!   below [`UNUSED_TOLERANCE`]) or only to what runs tested nothing, and a backend queue that
 //!   grows slowly (at exactly its capacity it is a random walk; a fraction of a millisecond a
 //!   window) looks flat from one window to the next: counting such windows took the baseline up
-//!   with the queue and never cut (at 1× in the simulation, from 20 to over 60 ms in 20 s): the
-//!   drift above, by another way. And a median that rose at every window since the cut is a queue
-//!   still growing, however slowly: it is not taken for the baseline, and the controller waits
-//!   until it leaves the band (and cuts) or stops rising. And a limit not in use (fewer than half
-//!   of it busy: Gradient2's and Vegas's guard) is cut only for a median past [`UNUSED_TOLERANCE`]
-//!   × the baseline, not for noise, and then only to the concurrency used: a server at low load
-//!   keeps its limit, but one whose backend lost capacity under a limit that never bound (one that
-//!   grew to `max_concurrent`, then the load fell) is brought to what runs as soon as a queue
-//!   shows, and from there cut by the gradient.
+//!   with the queue and never cut (at 1× in the simulation, with the median, from 20 to over 60 ms
+//!   in 20 s): the drift above, by another way. And a service time that rose at every window since
+//!   the cut is a queue still growing, however slowly: it is not taken for the baseline, and the
+//!   controller waits until it leaves the band (and cuts) or stops rising.
+//!
+//!   And a limit that did not bind in a congested window (fewer ran than it allows) did not make
+//!   that queue: it is cut only to the concurrency used, and the next congested window, the limit
+//!   binding, cuts by the gradient and awaits the effect. A gradient cut below what ran would test
+//!   nothing the limit did, and would pin a service that is merely slower: three times slower at a
+//!   fifth of its capacity, the first window over the tolerance (the slower requests beginning to
+//!   show, 10 running under 20) cut the mean-driven limit to 7, the next to 3, where a window of
+//!   [`MIN_SAMPLES`] takes a third of a second to fill, so the [`STALLED`] windows that give the
+//!   limit back took 1.4 s (now it goes to 10, then 5, and is given back within 0.7 s, as it was
+//!   with the median). And while a limit is not in use (fewer than half of it busy: Gradient2's and
+//!   Vegas's guard), only a service time past [`UNUSED_TOLERANCE`] × the baseline calls for even
+//!   that cut, not noise: a server at low load keeps its limit, but one whose backend lost capacity
+//!   under a limit that never bound (one that grew to `max_concurrent`, then the load fell) is
+//!   brought to what runs as soon as a queue shows, and from there cut by the gradient.
 //!
 //! # References
 //!
 //! - Netflix/concurrency-limits, `concurrency-limits-core/src/main/java/com/netflix/`
 //!   `concurrency/limits/limit/Gradient2Limit.java` and `VegasLimit.java` (both builders'
 //!   `initialLimit = 20`); the drift: <https://github.com/Netflix/concurrency-limits/pull/134>.
+//!   The window's signal: `limit/WindowedLimit.java` (its builder's `sampleWindowFactory` is
+//!   `AverageSampleWindowFactory` unless set), `limit/window/ImmutableAverageSampleWindow.java`
+//!   (`sum / sampleCount`) and `ImmutablePercentileSampleWindow.java` (the alternative).
 //! - Envoy's adaptive concurrency filter (gradient controller): the probe's 503s,
 //!   <https://github.com/envoyproxy/envoy/issues/8337>,
 //!   <https://github.com/envoyproxy/envoy/issues/18152>; the fixes it took,
 //!   <https://github.com/envoyproxy/envoy/pull/9007> (probe concurrency 1 → 3),
 //!   <https://github.com/envoyproxy/envoy/pull/10647>,
-//!   <https://github.com/envoyproxy/envoy/pull/11579>.
+//!   <https://github.com/envoyproxy/envoy/pull/11579>. The window's signal:
+//!   `api/envoy/extensions/filters/http/adaptive_concurrency/v3/adaptive_concurrency.proto`,
+//!   `sample_aggregate_percentile` ("The percentile to use when summarizing aggregated samples.
+//!   Defaults to p50.").
+//! - SQLite's busy handler, `sqliteDefaultBusyCallback` in `src/main.c` (as bundled by
+//!   `libsqlite3-sys`: `delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 }` ms, the last
+//!   repeated until the `busy_timeout`), what `contend` in `tests.rs` simulates.
+//! - Little's law (Little, *A Proof for the Queuing Formula: L = λW*, Operations Research 9(3),
+//!   1961): the mean number in a system is the arrival rate times the *mean* time in it.
 //! - Cho et al., *Overload Control for µs-scale RPCs with Breakwater*, OSDI '20,
 //!   <https://www.usenix.org/conference/osdi20/presentation/cho>: queueing delay, not a count,
 //!   as the signal, and delay-based AQM behind it (here, the queue's CoDel).
@@ -125,7 +194,7 @@ pub(crate) const FLOOR: usize = 2;
 /// `Gradient2Limit` start at 20 too. Enough for a CPU-bound handler, which rarely has more than
 /// a few requests running at once; a backend that takes more is found in a few windows.
 pub(crate) const INITIAL: usize = 20;
-/// In slow start, a window whose median exceeds the baseline by this factor (plus [`SLACK`])
+/// In slow start, a window whose service time exceeds the baseline by this factor (plus [`SLACK`])
 /// ends it: HyStart++'s delay threshold (RFC 9406: an eighth of the minimum RTT).
 pub(crate) const SLOW_START_TOLERANCE: f64 = 1.125;
 /// In slow start, the limit is multiplied by this at each window that it bound.
@@ -134,27 +203,32 @@ pub(crate) const SLOW_START_GROWTH: f64 = 1.5;
 pub(crate) const WINDOW: Duration = Duration::from_millis(100);
 /// The fewest samples in a window.
 pub(crate) const MIN_SAMPLES: usize = 16;
-/// The most samples a window keeps (the latest): its median is taken over these.
+/// The most samples a window keeps (the latest): its service time is taken over these.
 const KEPT: usize = 1024;
-/// A window whose median exceeds the baseline by this factor (plus [`SLACK`]) is congested.
+/// A window's service time leaves out its slowest samples, one in this many (rounded down:
+/// none in a window of fewer), so that a straggler in a busy window does not halve the limit.
+const TRIM: usize = 100;
+/// A window whose service time exceeds the baseline by this factor (plus [`SLACK`]) is
+/// congested.
 pub(crate) const TOLERANCE: f64 = 1.25;
 /// While fewer than half the limit run, a window is congested only past this factor.
 pub(crate) const UNUSED_TOLERANCE: f64 = 1.5;
-/// Added to the tolerated median, so that a handler of a few microseconds is not congested by
+/// Added to the tolerated service time, so that a handler of a few microseconds is not congested by
 /// scheduling jitter.
 pub(crate) const SLACK: Duration = Duration::from_micros(200);
 /// A cut lands this far below the concurrency that would have had no queue.
 pub(crate) const BACKOFF: f64 = 0.9;
 /// A window cuts at most this share of the concurrency used.
 const MOST_CUT: f64 = 0.5;
-/// Congested windows after a cut whose median stayed within `1 / FLAT` of the cut's (and did
-/// not rise window after window): cutting did not help, the latency is not the queue's, so the
+/// Congested windows after a cut whose service time stayed within `1 / FLAT` of the cut's (and
+/// did not rise window after window): cutting did not help, the latency is not the queue's, so the
 /// baseline is reset to it and the limit to what it was before.
 pub(crate) const STALLED: u32 = 3;
-/// See [`STALLED`]: a quarter. The medians of two windows of [`MIN_SAMPLES`] service times that
-/// vary by ±30 % differ by more than that about once in 70; by more than a sixth, once in 11, so
-/// that a wait after a cut (the cut's window against three after it) often ended in a second
-/// cut on noise alone.
+/// See [`STALLED`]: a quarter. The means of two windows of [`MIN_SAMPLES`] service times that
+/// vary by ±30 % differ by more than that about once in 8,000, by more than a sixth once in 130
+/// (their medians, the signal before the mean: once in 76 and once in 11, so that with a sixth a
+/// wait after a cut, the cut's window against three after it, often ended in a second cut on
+/// noise alone).
 const FLAT: f64 = 4.0;
 
 /// What a window changed.
@@ -164,8 +238,8 @@ pub(crate) struct Moved {
     pub(crate) to: usize,
     /// The limit moved by more than a quarter since it was last logged.
     pub(crate) log: bool,
-    /// The window's median service time.
-    pub(crate) median: Duration,
+    /// The window's service time (its mean, trimmed of the slowest: [`TRIM`]).
+    pub(crate) mean: Duration,
     pub(crate) baseline: Duration,
 }
 
@@ -176,7 +250,7 @@ pub(crate) struct Controller {
     floor: usize,
     limit: usize,
     window: Window,
-    /// The lowest window median since the last reset; `None` before the first window.
+    /// The lowest window service time since the last reset; `None` before the first window.
     baseline: Option<Duration>,
     /// Samples of requests that started before this are ignored (the limit moved then).
     epoch: Instant,
@@ -196,26 +270,26 @@ pub(crate) struct Controller {
 /// A cut below the concurrency used, and the congested windows since that stayed flat to it.
 #[derive(Debug, Clone, Copy)]
 struct Cut {
-    /// The median of the window that made the cut.
-    median: Duration,
-    /// Windows since whose median stayed within `1 / FLAT` of it.
+    /// The service time of the window that made the cut.
+    mean: Duration,
+    /// Windows since whose service time stayed within `1 / FLAT` of it.
     flat: u32,
     /// Of those, how many in a row rose over the window before (the first, over the cut's).
     rising: u32,
-    /// The last window's median.
+    /// The last window's service time.
     last: Duration,
-    /// The lowest median of the cut's window and the flat windows since.
+    /// The lowest service time of the cut's window and the flat windows since.
     lowest: Duration,
 }
 
 impl Cut {
-    fn new(median: Duration) -> Self {
+    fn new(mean: Duration) -> Self {
         Cut {
-            median,
+            mean,
             flat: 0,
             rising: 0,
-            last: median,
-            lowest: median,
+            last: mean,
+            lowest: mean,
         }
     }
 }
@@ -261,10 +335,18 @@ impl Window {
         self.peak = self.peak.max(busy);
     }
 
-    fn median(&mut self) -> Duration {
-        let middle = self.samples.len() / 2;
-        let (_, median, _) = self.samples.select_nth_unstable(middle);
-        Duration::from_micros(u64::from(*median))
+    /// The mean of the samples kept, without the slowest one in [`TRIM`].
+    fn mean(&mut self) -> Duration {
+        let kept = self.samples.len() - self.samples.len() / TRIM;
+        if kept < self.samples.len() {
+            // The `kept` fastest first, in no order.
+            self.samples.select_nth_unstable(kept);
+        }
+        let sum: u64 = self.samples[..kept]
+            .iter()
+            .map(|&micros| u64::from(micros))
+            .sum();
+        Duration::from_micros(sum / kept.max(1) as u64)
     }
 
     fn restart(&mut self, now: Instant) {
@@ -318,20 +400,20 @@ impl Controller {
         // it is no sign that more would fit.
         let seeding = !self.seeded;
         self.seeded = true;
-        let median = self.window.median();
+        let mean = self.window.mean();
         let used = self.window.peak.min(self.limit).max(1);
         self.window.restart(now);
-        let baseline = self.baseline.map_or(median, |low| low.min(median));
+        let baseline = self.baseline.map_or(mean, |low| low.min(mean));
         self.baseline = Some(baseline);
         let from = self.limit;
-        if median > baseline.mul_f64(SLOW_START_TOLERANCE) + SLACK {
+        if mean > baseline.mul_f64(SLOW_START_TOLERANCE) + SLACK {
             // The service time rose with the concurrency: the backend begins to queue, and
             // the next step by half would overshoot (HyStart++).
             self.slow_start = false;
         }
         let tolerated = baseline.mul_f64(TOLERANCE) + SLACK;
-        if median > tolerated {
-            self.congested(median, baseline, used);
+        if mean > tolerated {
+            self.congested(mean, baseline, used);
         } else {
             self.before = None;
             self.cut = None;
@@ -358,22 +440,22 @@ impl Controller {
             from,
             to,
             log,
-            median,
+            mean,
             baseline,
         })
     }
 
-    fn congested(&mut self, median: Duration, baseline: Duration, used: usize) {
+    fn congested(&mut self, mean: Duration, baseline: Duration, used: usize) {
         let before = *self.before.get_or_insert(self.limit);
         if let Some(cut) = self.cut.as_mut() {
-            // Flat: within a quarter of the median of the window that made the cut.
-            let change = median.max(cut.median) - median.min(cut.median);
-            if change.mul_f64(FLAT) <= cut.median {
+            // Flat: within a quarter of the service time of the window that made the cut.
+            let change = mean.max(cut.mean) - mean.min(cut.mean);
+            if change.mul_f64(FLAT) <= cut.mean {
                 cut.flat += 1;
-                cut.rising = if median > cut.last { cut.rising + 1 } else { 0 };
-                cut.last = median;
-                cut.lowest = cut.lowest.min(median);
-                // A median that rose at every window since the cut is a queue still
+                cut.rising = if mean > cut.last { cut.rising + 1 } else { 0 };
+                cut.last = mean;
+                cut.lowest = cut.lowest.min(mean);
+                // A service time that rose at every window since the cut is a queue still
                 // growing, however slowly: never a baseline. Wait until it leaves the flat
                 // band (and is cut again) or stops rising.
                 if cut.flat >= STALLED && cut.rising < cut.flat {
@@ -387,25 +469,27 @@ impl Controller {
                 // Otherwise the cut has not shown yet, or did not help: wait and see.
                 return;
             }
-            // The median moved since the cut: a queue still draining, or growing again.
+            // The service time moved since the cut: a queue still draining, or growing again.
             self.cut = None;
         }
-        if used * 2 < self.limit {
-            // The limit is not in use: only a clear queue (not noise) calls for cutting it,
-            // and then first to what runs. That does not lower the concurrency, so it is not
-            // a cut whose effect is awaited: the next congested window cuts by the gradient.
-            if median >= baseline.mul_f64(UNUSED_TOLERANCE) {
+        if used < self.limit {
+            // The limit did not bind: it did not make this queue, so it is cut only to what
+            // runs. That does not lower the concurrency, so it is not a cut whose effect is
+            // awaited: the next congested window, with the limit binding, cuts by the
+            // gradient. And while it is not in use (fewer than half of it ran), only a clear
+            // queue (not noise) calls for even that.
+            if used * 2 >= self.limit || mean >= baseline.mul_f64(UNUSED_TOLERANCE) {
                 self.limit = used.max(self.floor);
             }
             return;
         }
-        let gradient = baseline.as_secs_f64() / median.as_secs_f64();
+        let gradient = baseline.as_secs_f64() / mean.as_secs_f64();
         let target = (used as f64 * gradient * BACKOFF).max(used as f64 * MOST_CUT);
         let cut = (target as usize)
             .clamp(self.floor, self.max)
             .min(self.limit);
         self.limit = cut;
-        self.cut = Some(Cut::new(median));
+        self.cut = Some(Cut::new(mean));
     }
 }
 

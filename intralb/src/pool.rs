@@ -542,7 +542,7 @@ impl Pool {
             tracing::info!(
                 from = moved.from,
                 to = moved.to,
-                median_service_time = ?moved.median,
+                mean_service_time = ?moved.mean,
                 baseline = ?moved.baseline,
                 "adaptive concurrency limit moved"
             );
