@@ -402,13 +402,10 @@ async fn a_backend_losing_capacity_under_a_limit_that_never_bound_is_caught_at_o
     assert!(low >= 4 && high <= 13, "{low}..={high}");
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn at_exactly_its_capacity_the_backend_queue_is_caught_and_never_taken_for_the_baseline() {
-    // At 1× of sixteen slots a limit of 256 never binds, and the backend's own queue grows:
-    // at random (service times that vary, or arrivals at random: a random walk at utilisation
-    // 1), or steadily (a load a hair over the capacity, as a 20 ms sleep that takes a little
-    // longer makes it). Window after window the service time rises a little.
-    let processes = [
+/// Sixteen slots at 1× whose own queue grows: at random (service times that vary, or arrivals at
+/// random: a random walk at utilisation 1), or steadily (a load a hair over the capacity).
+fn at_capacity_growing_at_random() -> [(&'static str, Backend); 3] {
+    [
         (
             "random service times",
             Backend {
@@ -418,8 +415,16 @@ async fn at_exactly_its_capacity_the_backend_queue_is_caught_and_never_taken_for
         ),
         ("1.005×", backend(16, 1.005)),
         ("random arrivals", random(16, 1.0)),
-    ];
-    for (name, process) in processes {
+    ]
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_exactly_its_capacity_the_backend_queue_is_caught_and_never_taken_for_the_baseline() {
+    // At 1× of sixteen slots a limit of 256 never binds, and the backend's own queue grows:
+    // at random (service times that vary, or arrivals at random: a random walk at utilisation
+    // 1), or steadily (a load a hair over the capacity, as a 20 ms sleep that takes a little
+    // longer makes it). Window after window the service time rises a little.
+    for (name, process) in at_capacity_growing_at_random() {
         let mut controller = Controller::new(256, Instant::now());
         let mut script = lifted(process);
         script.push((seconds(20), process));
@@ -524,18 +529,7 @@ async fn a_microsecond_handler_keeps_its_limit_and_gets_more_at_once_when_it_bin
 async fn at_1x_the_limit_follows_capacity_halving_and_back_within_two_seconds() {
     // 800/s against sixteen slots, then eight (twice overloaded), then sixteen again; the
     // backend's queue growing at random, as in the test at exactly 1× above.
-    let processes = [
-        (
-            "random service times",
-            Backend {
-                noise: 0.3,
-                ..backend(16, 1.0)
-            },
-        ),
-        ("1.005×", backend(16, 1.005)),
-        ("random arrivals", random(16, 1.0)),
-    ];
-    for (name, process) in processes {
+    for (name, process) in at_capacity_growing_at_random() {
         let mut controller = Controller::new(256, Instant::now());
         let halved = Backend {
             slots: 8,
