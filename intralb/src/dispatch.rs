@@ -4,8 +4,9 @@
 //! The fast path (a request without a body, and an idle worker) builds no `async` state
 //! machine and allocates no future: it leases the worker and hands hyper a [`Serving`] future,
 //! inline in a [`Dispatched`] (hyper keeps one per connection). Everything else (reading a
-//! body, waiting in the queue) runs in a boxed `async` block that ends in the same [`Serving`]. With outer layers (`layer.rs`), the body is read, then the layers run, then
-//! admission ([`admit`]) inside them.
+//! body, waiting in the queue) runs in a boxed `async` block that ends in the same [`Serving`].
+//! With outer layers (`layer.rs`), the body is read, then the layers run, then admission
+//! ([`admit`]) inside them.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -107,11 +108,7 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
             ));
         }
         let (parts, body) = req.into_parts();
-        let arrived = Arrived {
-            http1: parts.version < Version::HTTP_2,
-            priority: priority(shared, &parts),
-            running: Some(running),
-        };
+        let arrived = arrived(shared, &parts, Some(running));
         let router = self.router.clone();
         if !http_body::Body::is_end_stream(&body) {
             // A body is read whole (up to `buffer_body`) before admission.
@@ -161,12 +158,8 @@ pub(crate) async fn admit<S: RouterService>(
     req: Request<RequestBody>,
 ) -> Answer<S> {
     let (parts, body) = req.into_parts();
-    let arrived = Arrived {
-        http1: parts.version < Version::HTTP_2,
-        priority: priority(&shared, &parts),
-        // The connection counts the request as running until the layers' answer is sent.
-        running: None,
-    };
+    // The connection counts the request as running until the layers' answer is sent.
+    let arrived = arrived(&shared, &parts, None);
     admitted(shared, router, Request::from_parts(parts, body), arrived).await
 }
 
@@ -250,6 +243,15 @@ fn refused<B>(shared: &Shared, arrived: &Arrived, rejected: Rejected) -> Respons
     };
     shared.pool.counters.count(outcome, arrived.priority);
     shared.conclude(arrived.http1, refuse(outcome, retry_after))
+}
+
+/// What is known of a request once its head is in.
+fn arrived(shared: &Shared, parts: &Parts, running: Option<Running>) -> Arrived {
+    Arrived {
+        http1: parts.version < Version::HTTP_2,
+        priority: priority(shared, parts),
+        running,
+    }
 }
 
 /// The request's priority: `Normal` without a priority function.

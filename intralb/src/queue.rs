@@ -133,30 +133,34 @@ impl Queue {
     pub(crate) fn standing(&mut self, priority: Priority, now: Instant) -> bool {
         let rank = priority.rank();
         let before = self.codel[rank].standing;
-        let mut began = self.codel[rank].roll(now);
+        if self.codel[rank].roll(now) {
+            self.began_standing(priority, now, "an interval's waits");
+        } else if before && !self.codel[rank].standing {
+            tracing::debug!(?priority, "queue stands no more");
+        }
         if !self.codel[rank].standing
             && self.codel[rank].stood_lately(now)
             && self.oldest_wait(priority, now) > self.codel[rank].target
             && self.moving(priority)
+            && self.codel[rank].stand(now)
         {
             // It stood a moment ago and builds up again: it stands again now, not an interval
             // later (RFC 8289's CoDel resumes dropping the same way). Not if nobody got a
             // worker meanwhile: see `filled`.
-            began = self.codel[rank].stand(now);
+            self.began_standing(priority, now, "stood lately");
         }
-        if began {
-            self.sweep(priority, now);
-        }
-        let standing = self.codel[rank].standing;
-        if standing != before {
-            tracing::debug!(
-                ?priority,
-                standing,
-                waiting = self.len_of(priority),
-                "queue"
-            );
-        }
-        standing
+        self.codel[rank].standing
+    }
+
+    /// The queue of `priority` began to stand (`why`): logged, and swept.
+    fn began_standing(&mut self, priority: Priority, now: Instant, why: &'static str) {
+        tracing::debug!(
+            ?priority,
+            why,
+            waiting = self.len_of(priority),
+            "queue stands"
+        );
+        self.sweep(priority, now);
     }
 
     /// Records the queue's delay for `priority` as a grant sees it.
@@ -166,8 +170,8 @@ impl Queue {
         codel.min_delay = Some(codel.min_delay.map_or(delay, |min| min.min(delay)));
     }
 
-    /// The queue of `priority` began to stand: those who have waited more than twice the
-    /// target are answered `503` now, rather than each at its next check.
+    /// The queue of `priority` stands: those who have waited more than twice the target are
+    /// answered `503` now, rather than each at its own check.
     fn sweep(&mut self, priority: Priority, now: Instant) {
         let limit = self.codel[priority.rank()].target * 2;
         let class = &mut self.classes[priority.rank()];
@@ -194,8 +198,7 @@ impl Queue {
     fn filled(&mut self, now: Instant) {
         for priority in [Priority::Normal, Priority::Sheddable] {
             if self.moving(priority) && self.codel[priority.rank()].stand(now) {
-                tracing::debug!(?priority, standing = true, full = true, "queue");
-                self.sweep(priority, now);
+                self.began_standing(priority, now, "full");
             }
         }
     }

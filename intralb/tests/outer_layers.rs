@@ -14,19 +14,6 @@ use intralb::{Balancer, OuterLayer};
 use intralb_test_support::*;
 use tower_http::cors::CorsLayer;
 
-/// `/hold` parks at the gate; `/` counts how often the router ran it.
-fn hold_and_count(gate: &Gate, calls: &Arc<AtomicUsize>) -> Router {
-    let (gate, calls) = (gate.clone(), calls.clone());
-    Router::new()
-        .route("/hold", get(move || async move { gate.pass().await }))
-        .route(
-            "/",
-            get(move || async move {
-                calls.fetch_add(1, SeqCst);
-            }),
-        )
-}
-
 /// `401` unless the request says `authorization: Bearer ok`.
 async fn require_bearer(req: Request, next: Next) -> Response {
     match req.headers().get("authorization") {

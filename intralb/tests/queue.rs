@@ -41,19 +41,6 @@ async fn waiting_requests_are_served_in_arrival_order() {
     server.stop().await;
 }
 
-/// `/hold` parks at the gate; `/` counts how often the router ran it.
-fn hold_and_count(gate: &Gate, calls: &Arc<AtomicUsize>) -> Router {
-    let (gate, calls) = (gate.clone(), calls.clone());
-    Router::new()
-        .route("/hold", get(move || async move { gate.pass().await }))
-        .route(
-            "/",
-            get(move || async move {
-                calls.fetch_add(1, SeqCst);
-            }),
-        )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_sheds_with_503_and_retry_after_without_running_the_router() {
     let gate = Gate::new();

@@ -62,5 +62,5 @@ pub use client::{
 pub use postgres::PgServer;
 pub use process::{example_binary, free_port, wait_exit, wait_exit_within, Example};
 #[cfg(feature = "server")]
-pub use server::{start, try_start, wait_for_stats, Gate, TestServer};
+pub use server::{hold_and_count, start, try_start, wait_for_stats, Gate, TestServer};
 pub use tempdir::TempDir;

@@ -2,9 +2,12 @@
 //! reports.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::routing::get;
+use axum::Router;
 use intralb::{Builder, RouterService, Server, Stats};
 use tokio::sync::{oneshot, Semaphore};
 
@@ -104,4 +107,18 @@ impl Default for Gate {
     fn default() -> Self {
         Gate::new()
     }
+}
+
+/// A router whose `/hold` parks at `gate` (holding its worker) and whose `/` counts in `calls`
+/// how often the router ran it.
+pub fn hold_and_count(gate: &Gate, calls: &Arc<AtomicUsize>) -> Router {
+    let (gate, calls) = (gate.clone(), calls.clone());
+    Router::new()
+        .route("/hold", get(move || async move { gate.pass().await }))
+        .route(
+            "/",
+            get(move || async move {
+                calls.fetch_add(1, SeqCst);
+            }),
+        )
 }
