@@ -106,6 +106,33 @@
 //! the time between moves shows only in part: on the SQLite lock, the waits of up to a window or
 //! two, which is enough.
 //!
+//! # Known weakness: services whose requests take very different times
+//!
+//! Such a service is cut even at half load, where nothing queues, and requests wait in front of
+//! the limit: with a tenth of the requests five times slower, 31 % of them wait (the limit down to
+//! 6); with log-normal service times of σ = 0.5, 66 % wait and 21 % are refused
+//! (`at_half_load_a_mix_of_service_times_is_not_taken_for_congestion` in `tests.rs`, ignored
+//! because it fails: `cargo test -p intralb --lib limit -- --ignored`). The baseline is the
+//! lowest window, and for such a service the lowest window is far below the typical one, for two
+//! reasons:
+//!
+//! - **Luck:** of many windows of a few dozen requests, some have none of the slow ones.
+//! - **Truncation:** the first window, and every window after a move (which counts only requests
+//!   that started since), hold the requests that *finished* soonest: the fast ones, while the
+//!   slow ones that started with them still run. Traced in the 5× mix, windows right after a
+//!   move often had a mean of exactly the fast requests' 20 ms (not one slow request), the
+//!   others mostly 22–40 ms.
+//!
+//! Tried, on branch `adaptive-cv` (not merged): a window's congestion judged against the
+//! baseline's noise (its samples' variation over the window's square root), the baseline taken
+//! from samples pooled by concurrency (which SQLite's contention cannot inflate, as it is
+//! absent at the lowest concurrency), the lowest window corrected by how much windows at its
+//! concurrency vary, and windows after a growth started once the requests before it ended.
+//! Every variant passed the mixes at some noise seeds and failed the SQLite or capacity-halving
+//! tests at others. A window attributed by when its requests *started*, evaluated once they
+//! ended, is the unbiased measurement that remains to be built. Until then `adaptive` stays off
+//! by default.
+//!
 //! # The two failure modes it avoids
 //!
 //! - **The limit drifting upward under modest overload** (Netflix/concurrency-limits#134: with

@@ -37,6 +37,11 @@ struct Backend {
     random: bool,
     /// Each service time is scaled by a factor drawn from `[1 - noise, 1 + noise]`.
     noise: f64,
+    /// A service time is this many times longer, for this share of the requests (a mix of
+    /// two kinds of request): `(share, factor)`.
+    slow: (f64, f64),
+    /// Each service time is scaled by a log-normal factor of this σ (and mean 1), if not 0.
+    sigma: f64,
 }
 
 /// `slots` of [`BASE`] each, at `load` times their capacity.
@@ -47,6 +52,8 @@ fn backend(slots: usize, load: f64) -> Backend {
         arrivals: load * slots as f64 / BASE.as_secs_f64(),
         random: false,
         noise: 0.0,
+        slow: (0.0, 1.0),
+        sigma: 0.0,
     }
 }
 
@@ -58,10 +65,24 @@ fn random(slots: usize, load: f64) -> Backend {
     }
 }
 
-/// A linear congruential generator: the same noise every run.
+/// A linear congruential generator: the same noise every run (for a given `LIMIT_SEED`, 0 if
+/// unset: the seeds below are offset by it, to check the tests across noise).
 struct Noise(u64);
 
+/// `LIMIT_SEED` from the environment, 0 if unset.
+fn seed() -> u64 {
+    std::env::var("LIMIT_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(0)
+}
+
 impl Noise {
+    /// The generator `base`, offset by `LIMIT_SEED`.
+    fn seeded(base: u64) -> Self {
+        Noise(base.wrapping_add(seed().wrapping_mul(1_000_003)))
+    }
+
     /// In `[0, 1)`.
     fn next(&mut self) -> f64 {
         self.0 = self
@@ -86,6 +107,10 @@ struct Trace {
     /// (seconds since start when it ended, its service time: the wait in the backend and the
     /// service, its latency: that and the wait in front of the limit).
     served: Vec<(f64, Duration, Duration)>,
+    /// (seconds since start when it arrived, refused: the wait in front of the limit was full).
+    arrivals: Vec<(f64, bool)>,
+    /// (seconds since start, requests running) at each tick, after it admitted what it could.
+    running: Vec<(f64, usize)>,
 }
 
 impl Trace {
@@ -139,6 +164,42 @@ impl Trace {
         times[(times.len() * 99 / 100).min(times.len() - 1)]
     }
 
+    /// The share of the requests arriving between `from` and `to` that were refused.
+    fn refused(&self, from: f64, to: f64) -> f64 {
+        let (refused, all) = self
+            .arrivals
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .fold((0, 0), |(refused, all), (_, no)| {
+                (refused + usize::from(*no), all + 1)
+            });
+        refused as f64 / all.max(1) as f64
+    }
+
+    /// The share of the requests ending between `from` and `to` that waited in front of the
+    /// limit (a pool whose queue sheds waits, as CoDel does, refuses some of those).
+    fn held_back(&self, from: f64, to: f64) -> f64 {
+        let (held, all) = self
+            .served
+            .iter()
+            .filter(|(t, ..)| *t >= from && *t < to)
+            .fold((0, 0), |(held, all), (_, service, latency)| {
+                (held + usize::from(latency > service), all + 1)
+            });
+        held as f64 / all.max(1) as f64
+    }
+
+    /// The ticks between `from` and `to` at which requests waited in front of a limit lower
+    /// than the requests that ran a moment before (the limit cut below what runs).
+    fn below_running(&self, from: f64, to: f64) -> usize {
+        self.ticks
+            .iter()
+            .zip(&self.running)
+            .filter(|((t, ..), _)| *t >= from && *t < to)
+            .filter(|((_, limit, _), (_, running))| limit < running)
+            .count()
+    }
+
     /// The limit every half second from `from` to `to`, for a failure's message.
     fn sampled(&self, from: f64, to: f64) -> Vec<usize> {
         self.ticks
@@ -154,8 +215,8 @@ impl Trace {
 /// tick at a time.
 async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Trace {
     let start = Instant::now();
-    let mut noise = Noise(7);
-    let mut gaps = Noise(11);
+    let mut noise = Noise::seeded(7);
+    let mut gaps = Noise::seeded(11);
     let mut due = 0.0;
     let mut next = start;
     // Arrival times of the requests waiting for the limit.
@@ -167,6 +228,8 @@ async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Tra
     let mut baseline = None;
     let mut ticks = Vec::new();
     let mut served = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut occupied = Vec::new();
     for (length, backend) in script {
         slots.sort();
         slots.reverse();
@@ -186,10 +249,13 @@ async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Tra
                     baseline = Some(moved.baseline);
                 }
             }
-            let arrive = |waiting: &mut VecDeque<Instant>| {
-                if waiting.len() < QUEUE {
+            let busy = running.len();
+            let mut arrive = |waiting: &mut VecDeque<Instant>| {
+                let refused = waiting.len() >= QUEUE;
+                if !refused {
                     waiting.push_back(now);
                 }
+                arrivals.push(((now - start).as_secs_f64(), refused));
             };
             if backend.random {
                 while next <= now {
@@ -209,16 +275,34 @@ async fn run(controller: &mut Controller, script: &[(Duration, Backend)]) -> Tra
                     break;
                 };
                 let slot = slots.iter_mut().min().expect("at least one slot");
-                let jitter = 1.0 + backend.noise * (2.0 * noise.next() - 1.0);
+                let mut jitter = 1.0 + backend.noise * (2.0 * noise.next() - 1.0);
+                let (share, factor) = backend.slow;
+                if share > 0.0 && noise.next() < share {
+                    jitter *= factor;
+                }
+                if backend.sigma > 0.0 {
+                    // Box-Muller: a standard normal; the log-normal of mean 1.
+                    let (u, v) = (1.0 - noise.next(), noise.next());
+                    let normal = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                    jitter *= (backend.sigma * normal - backend.sigma * backend.sigma / 2.0).exp();
+                }
                 let end = (*slot).max(now) + backend.base.mul_f64(jitter);
                 *slot = end;
                 running.push(Reverse((end, now)));
                 served.push(((end - start).as_secs_f64(), end - now, end - arrived));
             }
             ticks.push(((now - start).as_secs_f64(), controller.limit(), baseline));
+            // What ran before this tick's arrivals were admitted: the limit below it held
+            // back requests that would have run.
+            occupied.push(((now - start).as_secs_f64(), busy.min(running.len())));
         }
     }
-    Trace { ticks, served }
+    Trace {
+        ticks,
+        served,
+        arrivals,
+        running: occupied,
+    }
 }
 
 fn seconds(s: u64) -> Duration {
@@ -495,7 +579,7 @@ async fn a_microsecond_handler_keeps_its_limit_and_gets_more_at_once_when_it_bin
     // runtime's threads). The limit where it starts never binds, and jitter never cuts it.
     let start = Instant::now();
     let mut controller = Controller::new(256, start);
-    let mut noise = Noise(3);
+    let mut noise = Noise::seeded(3);
     let mut now = start;
     let step = Duration::from_micros(20);
     let service = |noise: &mut Noise| Duration::from_micros(20 + (40.0 * noise.next()) as u64);
@@ -622,8 +706,8 @@ fn contend(mut limiter: Limiter<'_>, clients: usize, length: Duration) -> Trace 
     const HOLD: Duration = Duration::from_millis(2);
     const TIMEOUT: u64 = 10_000;
     let start = Instant::now();
-    let mut commits = Noise(5);
-    let mut hops = Noise(9);
+    let mut commits = Noise::seeded(5);
+    let mut hops = Noise::seeded(9);
     // Events at the same moment in the order they were pushed.
     let mut events = BinaryHeap::new();
     let mut pushed = 0u64;
@@ -712,7 +796,12 @@ fn contend(mut limiter: Limiter<'_>, clients: usize, length: Duration) -> Trace 
             push(&mut events, now + hop, Event::Try(id));
         }
     }
-    Trace { ticks, served }
+    Trace {
+        ticks,
+        served,
+        arrivals: Vec::new(),
+        running: Vec::new(),
+    }
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -746,4 +835,81 @@ async fn congestion_that_shows_only_in_the_tail_brings_the_limit_down() {
         served(&trace),
         served(&fixed)
     );
+}
+
+/// `slots` of [`BASE`] each, service times drawn from `service` (its other fields), at random
+/// arrivals of `load` times the capacity, counted at the mean service time `mean` (in
+/// [`BASE`]s).
+fn mixed(slots: usize, load: f64, mean: f64, service: Backend) -> Backend {
+    Backend {
+        slots,
+        arrivals: load * slots as f64 / BASE.mul_f64(mean).as_secs_f64(),
+        random: true,
+        ..service
+    }
+}
+
+/// The controller's known weakness (see *Known weakness* in the module docs): it fails, and is
+/// run by `cargo test -p intralb --lib limit -- --ignored` (`LIMIT_SEED=N` for other noise).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+#[ignore = "known weakness of the adaptive limit: mixed service times at half load (issue 11)"]
+async fn at_half_load_a_mix_of_service_times_is_not_taken_for_congestion() {
+    // Nothing queues at half the capacity, whatever the service times: the windows' means vary
+    // (a few slow requests more or fewer among a window's few dozen), and the lowest of them is
+    // well below the typical one, but that is not a queue, and no request should be refused.
+    let processes = [
+        // A tenth of the requests five times slower: a mean of 1.4 × 20 ms.
+        (
+            "a tenth 5× slower",
+            mixed(
+                16,
+                0.5,
+                1.4,
+                Backend {
+                    slow: (0.1, 5.0),
+                    ..backend(16, 0.5)
+                },
+            ),
+        ),
+        // Log-normal service times of σ = 0.5 (and mean 20 ms).
+        (
+            "log-normal σ = 0.5",
+            mixed(
+                16,
+                0.5,
+                1.0,
+                Backend {
+                    sigma: 0.5,
+                    ..backend(16, 0.5)
+                },
+            ),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, process) in processes {
+        let mut controller = Controller::new(256, Instant::now());
+        let trace = run(&mut controller, &[(seconds(30), process)]).await;
+        let limits = trace.sampled(0.0, 30.0);
+        let refused = trace.refused(0.0, 30.0);
+        let held = trace.held_back(0.0, 30.0);
+        let below = trace.below_running(0.0, 30.0);
+        let (low, _) = trace.range(0.0, 30.0);
+        let waits = trace.p99(0.0, 30.0, true);
+        let service = trace.p99(0.0, 30.0, false);
+        let report = format!(
+            "{name}: {:.2} % refused, {:.2} % held back in front of the limit, the limit below \
+             what ran for {below} ms, down to {low}; p99 {service:?} served, {waits:?} with the \
+             wait: {limits:?}",
+            refused * 100.0,
+            held * 100.0
+        );
+        eprintln!("{report}");
+        // Almost none waits for the limit (at most one in a hundred: the limit of 20 binds
+        // when more than 20 of the 8 running on average arrive together), none is refused,
+        // and the limit is never below what runs.
+        if refused > 0.0 || held > 0.01 || below > 0 {
+            failures.push(report);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
