@@ -34,6 +34,7 @@ server options (one server in the foreground until SIGTERM or Ctrl-C):
   --slots-schedule N@MS,…  set the backend slots to N, MS milliseconds after start
   --adaptive     intralb's adaptive concurrency limit
   --metrics      intralb's Prometheus endpoint on /metrics
+  --time-503s    intralb: time each 503 at the server; GET /bench/503s reports them
   --db PATH      serve the notes workload on this SQLite file instead of the basic routes
 
 load options (open loop on /slow and /critical; prints a JSON summary):
@@ -181,6 +182,8 @@ pub(crate) struct ServerOptions {
     pub(crate) slots_schedule: Vec<(Duration, usize)>,
     pub(crate) adaptive: bool,
     pub(crate) metrics: bool,
+    /// intralb: an outer layer times each `503` (`server/shed_timer.rs`).
+    pub(crate) time_503s: bool,
     pub(crate) db: Option<PathBuf>,
 }
 
@@ -198,6 +201,7 @@ impl ServerOptions {
             slots_schedule: Vec::new(),
             adaptive: false,
             metrics: false,
+            time_503s: false,
             db: None,
         }
     }
@@ -235,7 +239,11 @@ impl ServerOptions {
                 .collect();
             args.extend(["--slots-schedule".to_owned(), schedule.join(",")]);
         }
-        for (on, flag) in [(self.adaptive, "--adaptive"), (self.metrics, "--metrics")] {
+        for (on, flag) in [
+            (self.adaptive, "--adaptive"),
+            (self.metrics, "--metrics"),
+            (self.time_503s, "--time-503s"),
+        ] {
             if on {
                 args.push(flag.to_owned());
             }
@@ -312,6 +320,10 @@ fn parse_server(args: &[String]) -> Result<ServerOptions, String> {
             }
             "--metrics" => {
                 options.metrics = true;
+                continue;
+            }
+            "--time-503s" => {
+                options.time_503s = true;
                 continue;
             }
             _ => {}
@@ -445,6 +457,7 @@ mod tests {
         options.slots_schedule = vec![(Duration::from_secs(5), 8), (Duration::from_secs(10), 16)];
         options.adaptive = true;
         options.metrics = true;
+        options.time_503s = true;
         assert_eq!(parse(&options.to_args()), Ok(Command::Server(options)));
     }
 

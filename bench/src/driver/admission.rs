@@ -108,6 +108,42 @@ pub(crate) struct Run {
     pub(crate) opponent: String,
     pub(crate) shape: Shape,
     pub(crate) report: LoadReport,
+    /// intralb: its `503`s as timed at the server (`--time-503s`).
+    #[serde(default)]
+    pub(crate) server_503s: Option<ServerSheds>,
+}
+
+/// The `503`s as timed at the server, from its outer layer in to the answer
+/// (`server/shed_timer.rs`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ServerSheds {
+    pub(crate) count: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+}
+
+impl ServerSheds {
+    /// From `COUNT P50_US P90_US P99_US MAX_US`.
+    fn parse(body: &str) -> Option<Self> {
+        let fields: Vec<u64> = body
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        let &[count, p50, p90, p99, max] = fields.as_slice() else {
+            return None;
+        };
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Some(ServerSheds {
+            count,
+            p50_ms: ms(p50),
+            p90_ms: ms(p90),
+            p99_ms: ms(p99),
+            max_ms: ms(max),
+        })
+    }
 }
 
 impl Run {
@@ -132,6 +168,7 @@ fn options(opponent: Opponent) -> ServerOptions {
     options.min_workers = Some(SLOTS);
     options.slots = SLOTS;
     options.hold = std::time::Duration::from_millis(HOLD_MS);
+    options.time_503s = opponent == Opponent::Intralb;
     options
 }
 
@@ -140,12 +177,21 @@ fn measure(bench: &Bench, opponent: Opponent, shape: Shape) -> Result<Run> {
     let mut args = vec!["--seconds".to_owned(), bench.plan.overload_s.to_string()];
     args.extend(shape.args());
     let report = bench.open_loop(&server, args);
+    let server_503s = if opponent == Opponent::Intralb {
+        server
+            .get(crate::server::shed_timer::PATH)
+            .ok()
+            .and_then(|(_, body)| ServerSheds::parse(&body))
+    } else {
+        None
+    };
     server.stop()?;
     let report = report?;
     let run = Run {
         opponent: opponent.to_string(),
         shape,
         report,
+        server_503s,
     };
     eprintln!(
         "admission: {opponent:>8} {:<36} goodput {}/s, p99 200 {} ms, 503/s {}, max 503 {} ms, \
@@ -183,7 +229,10 @@ impl Admission {
              ({QUEUE_TARGET_MS} ms), `/critical` is `Priority::Critical`; tower: global limit \
              {SLOTS} and load shed; plain `axum::serve` and bare hyper: no limit. `bench load`, \
              open loop with latency correction, {CONNECTIONS} connections; requests not answered \
-             5 s after the end of a run are counted unanswered.\n",
+             5 s after the end of a run are counted unanswered. intralb's `503`s are also timed \
+             at the server, from its outer layer in to the answer (`--time-503s`, one \
+             `middleware::from_fn` layer): the client's times add the load generator's own delay, \
+             which tower's immediate `503`s show.\n",
             num(self.capacity_rps)
         );
         let mut table = Table::new(&[
@@ -195,6 +244,7 @@ impl Admission {
             "503/s",
             "p99 503 (ms)",
             "max 503 (ms)",
+            "503 at the server: p50 / p90 / p99 / max (ms)",
             "Retry-After (s)",
             "critical: 200s",
             "critical: p99 (ms)",
@@ -213,6 +263,13 @@ impl Admission {
                 num(run.shed_per_s()),
                 ms(normal.shed_p99_ms),
                 ms(normal.shed_max_ms),
+                run.server_503s
+                    .filter(|sheds| sheds.count > 0)
+                    .map_or("–".to_owned(), |sheds| {
+                        [sheds.p50_ms, sheds.p90_ms, sheds.p99_ms, sheds.max_ms]
+                            .map(|value| ms(Some(value)))
+                            .join(" / ")
+                    }),
                 normal
                     .retry_after
                     .map_or("–".to_owned(), |(lo, hi)| format!("{lo}–{hi}")),
@@ -266,12 +323,23 @@ impl Admission {
             let shed = run.report.normal.shed_p99_ms;
             table.row(vec![
                 format!(
-                    "{}: 503s answered within {shed_bound} ms (p99)",
+                    "{}: 503s answered within {shed_bound} ms (p99), at the client",
                     shape.label()
                 ),
                 ms(shed),
                 verdict(shed.is_none_or(|s| s <= shed_bound)).to_owned(),
             ]);
+            if let Some(sheds) = run.server_503s {
+                let p99 = (sheds.count > 0).then_some(sheds.p99_ms);
+                table.row(vec![
+                    format!(
+                        "{}: 503s answered within {shed_bound} ms (p99), at the server",
+                        shape.label()
+                    ),
+                    format!("{} ({} 503s)", ms(p99), sheds.count),
+                    verdict(p99.is_none_or(|p| p <= shed_bound)).to_owned(),
+                ]);
+            }
         }
         if let Some(run) = self.intralb(Shape::Bursts) {
             let shed = run.report.normal.shed;

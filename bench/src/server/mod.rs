@@ -16,6 +16,7 @@
 
 mod notes;
 mod routes;
+pub(crate) mod shed_timer;
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -78,6 +79,12 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
                 .addr(addr);
             if options.metrics {
                 builder = builder.metrics("/metrics");
+            }
+            if options.time_503s {
+                builder = builder.layer(axum::middleware::from_fn_with_state(
+                    shed_timer::Times::default(),
+                    shed_timer::time,
+                ));
             }
             if let Some(n) = options.min_workers {
                 builder = builder.min_workers(n);
