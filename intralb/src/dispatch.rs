@@ -118,7 +118,7 @@ impl<S: RouterService> hyper::service::Service<Request<Incoming>> for Dispatch<S
         match shared.pool.acquire_now(arrived.priority, now) {
             Ok(Some(hold)) => {
                 let req = Request::from_parts(parts, RequestBody::empty());
-                let lease = Lease::new(hold, arrived, now, now, now + shared.timeout);
+                let lease = Lease::new(hold, arrived, now, now);
                 Dispatched::Fast {
                     serving: Serving::new(Arc::clone(shared), router, req, lease),
                 }
@@ -184,7 +184,7 @@ async fn admitted<S: RouterService>(
     };
     match leased {
         Ok((hold, started)) => {
-            let lease = Lease::new(hold, arrived, arrival, started, deadline);
+            let lease = Lease::new(hold, arrived, arrival, started);
             match Serving::new(shared, router, req, lease).await {
                 Ok(response) => response,
                 Err(never) => match never {},

@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::{Instant, Sleep};
@@ -41,30 +42,23 @@ pub(crate) struct Arrived {
     pub(crate) running: Option<Running>,
 }
 
-/// A request's worker, and its times.
+/// A request's worker, and its times. (Its deadline, `arrival` plus the timeout, is computed
+/// only if the router has to be waited for: most requests never need it.)
 pub(crate) struct Lease {
     hold: Hold,
     arrived: Arrived,
     arrival: Instant,
     started: Instant,
-    deadline: Instant,
 }
 
 impl Lease {
     /// `arrival`: when the request (body included) was in; `started`: when it got `hold`.
-    pub(crate) fn new(
-        hold: Hold,
-        arrived: Arrived,
-        arrival: Instant,
-        started: Instant,
-        deadline: Instant,
-    ) -> Self {
+    pub(crate) fn new(hold: Hold, arrived: Arrived, arrival: Instant, started: Instant) -> Self {
         Lease {
             hold,
             arrived,
             arrival,
             started,
-            deadline,
         }
     }
 }
@@ -181,7 +175,8 @@ impl<S: RouterService> Future for Serving<S> {
             Ok(Poll::Ready(Err(error))) => Ended::Failed(error),
             Err(panic) => Ended::Panicked(panic),
             Ok(Poll::Pending) => {
-                let deadline = this.lease.as_ref().expect("not ended").deadline;
+                let deadline =
+                    this.lease.as_ref().expect("not ended").arrival + this.shared.timeout;
                 let armed = this.armed.get_or_insert_with(|| {
                     let shared = Arc::clone(this.shared);
                     Armed {
@@ -221,7 +216,6 @@ fn finish<B>(
         arrived,
         arrival,
         started,
-        deadline: _,
     } = lease;
     let counters = &shared.pool.counters;
     let priority = arrived.priority;
@@ -267,7 +261,13 @@ fn finish<B>(
         shared.pool.observe(started, finished);
     }
     hold.release_at(finished);
-    counters.record(started - arrival, finished - started);
+    // Most requests got their worker at once: no need for the subtraction then.
+    let queue_wait = if started == arrival {
+        Duration::ZERO
+    } else {
+        started - arrival
+    };
+    counters.record(queue_wait, finished - started);
     span.record("status", response.status().as_u16());
     shared.conclude(arrived.http1, response)
 }
