@@ -366,3 +366,20 @@ impl Admission {
         table.render(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ServerSheds;
+
+    #[test]
+    fn the_servers_503_times_are_read_in_milliseconds() {
+        let sheds = ServerSheds::parse("24078 10600 11000 11300 27100\n").expect("five numbers");
+        assert_eq!(sheds.count, 24078);
+        assert_eq!(
+            [sheds.p50_ms, sheds.p90_ms, sheds.p99_ms, sheds.max_ms],
+            [10.6, 11.0, 11.3, 27.1]
+        );
+        assert!(ServerSheds::parse("24078 10600 11000").is_none());
+        assert!(ServerSheds::parse("not found").is_none());
+    }
+}
