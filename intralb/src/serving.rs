@@ -175,10 +175,11 @@ impl<S: RouterService> Future for Serving<S> {
             Ok(Poll::Ready(Err(error))) => Ended::Failed(error),
             Err(panic) => Ended::Panicked(panic),
             Ok(Poll::Pending) => {
-                let deadline =
-                    this.lease.as_ref().expect("not ended").arrival + this.shared.timeout;
+                let (lease, shared) = (&*this.lease, &*this.shared);
                 let armed = this.armed.get_or_insert_with(|| {
-                    let shared = Arc::clone(this.shared);
+                    // Only once, when the router first has to be waited for.
+                    let deadline = lease.as_ref().expect("not ended").arrival + shared.timeout;
+                    let shared = Arc::clone(shared);
                     Armed {
                         timer: Box::pin(tokio::time::sleep_until(deadline)),
                         cut: Box::pin(async move { shared.cut.fired().await }),
