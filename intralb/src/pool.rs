@@ -23,11 +23,12 @@
 //! `core`, and a worker joins the idle stack (or a waiter) only under it after checking
 //! `closed`, which `close` sets under it: nothing joins the stack once `close` has emptied it.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -134,6 +135,9 @@ pub(crate) struct Pool {
     max: usize,
     /// Whether the limit adapts (then [`Pool::observe`] feeds it).
     pub(crate) adaptive: bool,
+    /// With `adaptive`, one finished request in this many (on each thread) is a sample: the
+    /// controller's [`Moved::stride`](crate::limit::Moved).
+    stride: AtomicUsize,
     queue: usize,
     min: usize,
     idle_timeout: Duration,
@@ -192,6 +196,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             max: config.max_concurrent,
             adaptive: config.adaptive,
+            stride: AtomicUsize::new(1),
             queue: config.queue,
             min,
             idle_timeout: config.idle_timeout,
@@ -506,6 +511,21 @@ impl Pool {
         core.idle.push_back(Idle { worker, since: now });
     }
 
+    /// Whether the request that just ended is a sample for the controller (with `adaptive`):
+    /// one in the controller's stride, counted on each thread (no shared counter).
+    pub(crate) fn sampled(&self) -> bool {
+        thread_local! {
+            static ENDED: Cell<usize> = const { Cell::new(0) };
+        }
+        let stride = self.stride.load(Ordering::Relaxed);
+        stride <= 1
+            || ENDED.with(|ended| {
+                let count = ended.get().wrapping_add(1);
+                ended.set(count);
+                count % stride == 0
+            })
+    }
+
     /// A request that `started` on a worker ended at `now` (with `adaptive`): the controller
     /// takes its service time, and if the limit rose, waiters get idle workers (or workers
     /// start for them) at once.
@@ -520,6 +540,7 @@ impl Pool {
             return;
         };
         core.limit = moved.to;
+        self.stride.store(moved.stride, Ordering::Relaxed);
         if moved.to < moved.from {
             // Those waiting now wait for fewer workers: the queue stands from now on.
             core.queue.limit_cut(now);
