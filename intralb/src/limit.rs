@@ -299,12 +299,13 @@ const FLAT: f64 = 4.0;
 /// lowest window of many is low partly by luck; see *Noise* in the module docs).
 pub(crate) const LUCK: f64 = 2.0;
 /// A window holds enough samples that a rise past the tolerance is this many standard errors
-/// (of the service's own noise, measured in blocks): at least [`MIN_SAMPLES`].
+/// (of the service's own noise, as `noise.rs` measures it): at least [`MIN_SAMPLES`].
 pub(crate) const CONFIDENCE: f64 = 3.0;
 /// A window closes after this long with [`MIN_SAMPLES`], however noisy the service.
 pub(crate) const LONGEST_WINDOW: Duration = Duration::from_millis(500);
 
-/// A window's service time: the mean of its samples (trimmed), with the sums that pool it.
+/// A window's service time: the mean of its samples (trimmed of the slowest, [`TRIM`]), and how
+/// much they vary.
 #[derive(Debug, Clone, Copy)]
 struct Estimate {
     mean: Duration,
@@ -337,7 +338,7 @@ pub(crate) struct Controller {
     /// The lowest window service times since the last reset, with their samples: those that no
     /// other is both lower and larger than (the baseline is the lowest of them, each raised by
     /// [`LUCK`] standard errors); empty before the first window.
-    lows: Vec<(Duration, usize, usize)>,
+    lows: Vec<(Duration, usize)>,
     /// The service's noise.
     noise: noise::Meter,
     /// One finished request in this many is a sample (see [`Moved::stride`]).
@@ -377,11 +378,10 @@ struct Cut {
     /// samples.
     lowest: Duration,
     samples: usize,
-    peak: usize,
 }
 
 impl Cut {
-    fn new(mean: Duration, samples: usize, peak: usize) -> Self {
+    fn new(mean: Duration, samples: usize) -> Self {
         Cut {
             mean,
             flat: 0,
@@ -389,7 +389,6 @@ impl Cut {
             last: mean,
             lowest: mean,
             samples,
-            peak,
         }
     }
 }
@@ -546,7 +545,7 @@ impl Controller {
         }
         self.seeded = true;
         self.window.restart(now);
-        self.low(mean, estimate.samples, used);
+        self.low(mean, estimate.samples);
         let baseline = self.baseline();
         self.outlier = Some(baseline.saturating_mul(noise::OUTLIER));
         let from = self.limit;
@@ -592,26 +591,25 @@ impl Controller {
     }
 
     /// A window's service time, among the lowest if no other is both lower and larger.
-    fn low(&mut self, mean: Duration, samples: usize, peak: usize) {
+    fn low(&mut self, mean: Duration, samples: usize) {
         if self
             .lows
             .iter()
-            .any(|&(low, n, _)| low <= mean && n >= samples)
+            .any(|&(low, n)| low <= mean && n >= samples)
         {
             return;
         }
-        self.lows
-            .retain(|&(low, n, _)| !(low >= mean && n <= samples));
-        self.lows.push((mean, samples, peak));
+        self.lows.retain(|&(low, n)| !(low >= mean && n <= samples));
+        self.lows.push((mean, samples));
     }
 
     /// The lowest window service time, each raised by [`LUCK`] standard errors of the
-    /// service's noise (none before the first block).
+    /// service's noise ([`Controller::variation`]).
     fn baseline(&self) -> Duration {
         let variation = self.variation();
         self.lows
             .iter()
-            .map(|&(low, n, _)| low.mul_f64(1.0 + LUCK * variation / (n.max(1) as f64).sqrt()))
+            .map(|&(low, n)| low.mul_f64(1.0 + LUCK * variation / (n.max(1) as f64).sqrt()))
             .min()
             .unwrap_or_default()
     }
@@ -658,7 +656,6 @@ impl Controller {
                 if mean < cut.lowest {
                     cut.lowest = mean;
                     cut.samples = samples;
-                    cut.peak = used;
                 }
                 // A service time that rose at every window since the cut is a queue still
                 // growing, however slowly: never a baseline. Wait until it leaves the flat
@@ -666,7 +663,7 @@ impl Controller {
                 if cut.flat >= STALLED && cut.rising < cut.flat {
                     // Cutting does not help: the service is slower, not queued. Measure from
                     // here, with the limit it had.
-                    self.lows = vec![(cut.lowest, cut.samples, cut.peak)];
+                    self.lows = vec![(cut.lowest, cut.samples)];
                     self.limit = self.limit.max(before);
                     self.before = None;
                     self.cut = None;
@@ -694,7 +691,7 @@ impl Controller {
             .clamp(self.floor, self.max)
             .min(self.limit);
         self.limit = cut;
-        self.cut = Some(Cut::new(mean, samples, used));
+        self.cut = Some(Cut::new(mean, samples));
     }
 }
 
