@@ -155,10 +155,13 @@
 //! the limit (0.08 % on average); with log-normal service times, at most 0.16 %; none is refused,
 //! and the limit never falls below what runs (before: 31 % and 66 % waited, and 21 % of the
 //! log-normal's were refused). Of the other tests, over the same seeds, the halving at 1×
-//! misses its bound "at most 12 while halved" at one (14: the halving lands in the window that
-//! makes a cut, and the flat band below takes the queue for a slower service), and
+//! misses its bound "at most 12 while halved" at two (13 and 14: the halving lands in the
+//! window that makes a cut, and the flat band below takes the queue for a slower service), and
 //! `at_exactly_its_capacity…` fails at one; without the noise, the first passed at all 32 and the
 //! second failed at the same one. Both are about when a change lands in a window, not the noise.
+//! (Making a cut again from the first window after it, when that window was clearly above the
+//! cut's, fixed one of the two seeds; in the harness the 3× goodput then fell below its target
+//! in two runs of four, 0.941× and 0.938×, where it had been 0.965–0.971× in five: reverted.)
 //!
 //! What it costs: the sample also goes to the meter, about 130 instructions a sample
 //! (callgrind on the harness's hello world with `adaptive`: 14,151 a request against 14,024
@@ -194,12 +197,7 @@
 //!   after [`STALLED`] such windows the baseline is reset to the lowest of theirs and the limit to
 //!   what it was before the congested windows began (Envoy re-measures after 5 windows at its
 //!   minimum, envoyproxy/envoy#10647, but by pinning concurrency low): such a mistaken cut costs
-//!   a few windows, not a minRTT interval. Three guards keep this from re-baselining on a queue.
-//!   A cut made from a window that began before the backend lost capacity measured less than
-//!   the queue it cut for, and falls short: the first window after it, with the limit binding,
-//!   is then clearly (past the noise) more than an eighth above the cut's, and the cut is made
-//!   again from it, once (the halving at 1× in the simulation re-baselined on the queue at two
-//!   noise seeds of 32 without this, at one with it). Only a cut
+//!   a few windows, not a minRTT interval. Two guards keep this from re-baselining on a queue. Only a cut
 //!   below the concurrency used counts: a congested window that cut nothing (a limit not in use,
 //!   below [`UNUSED_TOLERANCE`]) or only to what runs tested nothing, and a backend queue that
 //!   grows slowly (at exactly its capacity it is a random walk; a fraction of a millisecond a
@@ -382,8 +380,6 @@ struct Cut {
     /// samples.
     lowest: Duration,
     samples: usize,
-    /// This cut was made again, the first having fallen short (see `congested`).
-    again: bool,
 }
 
 impl Cut {
@@ -395,7 +391,6 @@ impl Cut {
             last: mean,
             lowest: mean,
             samples,
-            again: false,
         }
     }
 }
@@ -643,21 +638,10 @@ impl Controller {
         samples: usize,
     ) {
         let before = *self.before.get_or_insert(self.limit);
-        let mut again = false;
-        let binding = used >= self.limit;
-        // Clearly (past the noise) more than an eighth above the cut's window.
-        let above = self.cut.is_some_and(|cut| {
-            self.clear(mean, cut.mean.mul_f64(1.0 + 1.0 / (2.0 * FLAT)), samples)
-        });
         if let Some(cut) = self.cut.as_mut() {
-            // Flat: within a quarter of the service time of the window that made the cut. But
-            // the first window after a cut, with the limit binding, clearly more than an eighth
-            // above the cut's: the cut's window began before the backend lost capacity (it
-            // measured less than the queue it cut for), and the cut fell short; it is made
-            // again from this window, once.
+            // Flat: within a quarter of the service time of the window that made the cut.
             let change = mean.max(cut.mean) - mean.min(cut.mean);
-            let short = cut.flat == 0 && !cut.again && binding && above;
-            if change.mul_f64(FLAT) <= cut.mean && !short {
+            if change.mul_f64(FLAT) <= cut.mean {
                 cut.flat += 1;
                 cut.rising = if mean > cut.last { cut.rising + 1 } else { 0 };
                 cut.last = mean;
@@ -680,7 +664,6 @@ impl Controller {
                 return;
             }
             // The service time moved since the cut: a queue still draining, or growing again.
-            again = short;
             self.cut = None;
         }
         if used < self.limit {
@@ -700,10 +683,7 @@ impl Controller {
             .clamp(self.floor, self.max)
             .min(self.limit);
         self.limit = cut;
-        self.cut = Some(Cut {
-            again,
-            ..Cut::new(mean, samples)
-        });
+        self.cut = Some(Cut::new(mean, samples));
     }
 }
 
