@@ -160,17 +160,13 @@
 //! `at_exactly_its_capacity…` fails at one; without the noise, the first passed at all 32 and the
 //! second failed at the same one. Both are about when a change lands in a window, not the noise.
 //! (Making a cut again from the first window after it, when that window was clearly above the
-//! cut's, fixed one of the two seeds; it was reverted, as it did not show in the harness, where
-//! the 3× goodput varies from run to run more than any such change: 0.938–0.971×.)
+//! cut's, fixed one of the two seeds; it was reverted, as it did not show in the harness.)
 //!
 //! What it costs: the sample also goes to the meter, about 130 instructions a sample
 //! (callgrind on the harness's hello world with `adaptive`: 14,151 a request against 14,024
-//! before; the fixed limit, 13,740). And on each thread at most one request every
-//! [`SAMPLE_EVERY`] (100 µs) is a sample: above 10,000 requests a second a thread, the others
-//! skip the pool's lock and the controller (with about one in twelve a sample, 13,865 a
-//! request).
-//! By time rather than by count, so that when the rate falls every request is a sample again
-//! at once.
+//! before; the fixed limit, 13,740). And above [`SAMPLED`] samples a window (10,240 requests a
+//! second), only one finished request in several is a sample ([`Moved::stride`]): the others
+//! skip the pool's lock and the controller (with a stride of about ten, 13,785 a request).
 //!
 //! # The two failure modes it avoids
 //!
@@ -267,10 +263,10 @@ pub(crate) const SLOW_START_TOLERANCE: f64 = 1.125;
 pub(crate) const SLOW_START_GROWTH: f64 = 1.5;
 /// The shortest window.
 pub(crate) const WINDOW: Duration = Duration::from_millis(100);
-/// On each thread, at most one finished request this long is a sample (10,000 a second a
-/// thread, more than a window keeps: [`KEPT`]); at higher rates the others skip the pool's lock
-/// and the controller (`Pool::sampled`).
-pub(crate) const SAMPLE_EVERY: Duration = Duration::from_micros(100);
+/// Samples a [`WINDOW`] that are enough: above this rate (10,240 a second), one finished
+/// request in several is a sample, which spares the others the pool's lock (a window keeps
+/// [`KEPT`] anyway).
+pub(crate) const SAMPLED: usize = 1024;
 /// The fewest samples in a window.
 pub(crate) const MIN_SAMPLES: usize = 16;
 /// The most samples a window keeps (the latest): its service time is taken over these.
@@ -330,6 +326,8 @@ pub(crate) struct Moved {
     /// The window's service time (its mean, trimmed of the slowest: [`TRIM`]).
     pub(crate) mean: Duration,
     pub(crate) baseline: Duration,
+    /// Of the requests that finish, one in this many should be a sample ([`SAMPLED`]).
+    pub(crate) stride: usize,
 }
 
 /// The controller (see the module docs).
@@ -345,6 +343,8 @@ pub(crate) struct Controller {
     lows: Vec<(Duration, usize)>,
     /// The service's noise.
     noise: noise::Meter,
+    /// One finished request in this many is a sample (see [`Moved::stride`]).
+    stride: usize,
     /// The longest service time the noise counts: [`noise::OUTLIER`] times the baseline when
     /// the last window closed (`None` before the first).
     outlier: Option<Duration>,
@@ -480,6 +480,7 @@ impl Controller {
             window: Window::new(now),
             lows: Vec::new(),
             noise: noise::Meter::new(now),
+            stride: 1,
             outlier: None,
             unmeasured: 0.0,
             epoch: now,
@@ -521,6 +522,14 @@ impl Controller {
         // it is no sign that more would fit.
         let seeding = !self.seeded;
         let estimate = self.window.mean();
+        if !seeding {
+            // Requests finished a window (samples times the stride): one in as many as make
+            // [`SAMPLED`] a window is enough. (Not from the first window, which may be a few
+            // requests that finished together.)
+            let finished = self.window.seen as f64 * self.stride as f64;
+            let rate = finished * WINDOW.as_secs_f64() / length.as_secs_f64();
+            self.stride = ((rate / SAMPLED as f64) as usize).max(1);
+        }
         let mean = estimate.mean;
         let used = self.window.peak.min(self.limit).max(1);
         // Until the noise is measured, the last window's own stands in for it, if the limit did
@@ -579,6 +588,7 @@ impl Controller {
             log,
             mean,
             baseline,
+            stride: self.stride,
         })
     }
 

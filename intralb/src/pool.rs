@@ -28,7 +28,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ use crate::config;
 use crate::counters::Counters;
 use crate::error::Result;
 use crate::init::{self, Initializer};
-use crate::limit::{Controller, SAMPLE_EVERY};
+use crate::limit::Controller;
 use crate::priority::Priority;
 use crate::queue::{Admit, Grant, Queue};
 use crate::resources::{Resources, Slot};
@@ -135,6 +135,9 @@ pub(crate) struct Pool {
     max: usize,
     /// Whether the limit adapts (then [`Pool::observe`] feeds it).
     pub(crate) adaptive: bool,
+    /// With `adaptive`, one finished request in this many (on each thread) is a sample: the
+    /// controller's [`Moved::stride`](crate::limit::Moved).
+    stride: AtomicUsize,
     queue: usize,
     min: usize,
     idle_timeout: Duration,
@@ -193,6 +196,7 @@ impl Pool {
         let pool = Arc::new(Pool {
             max: config.max_concurrent,
             adaptive: config.adaptive,
+            stride: AtomicUsize::new(1),
             queue: config.queue,
             min,
             idle_timeout: config.idle_timeout,
@@ -507,23 +511,19 @@ impl Pool {
         core.idle.push_back(Idle { worker, since: now });
     }
 
-    /// Whether the request that ended at `finished` is a sample for the controller (with
-    /// `adaptive`): at most one every [`SAMPLE_EVERY`] on each thread (a thread-local, no shared
-    /// state; shared by the pools a process runs, which only thins their samples the same way).
-    pub(crate) fn sampled(finished: Instant) -> bool {
+    /// Whether the request that just ended is a sample for the controller (with `adaptive`):
+    /// one in the controller's stride, counted on each thread (no shared counter).
+    pub(crate) fn sampled(&self) -> bool {
         thread_local! {
-            static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+            static ENDED: Cell<usize> = const { Cell::new(0) };
         }
-        LAST.with(|last| {
-            let due = match last.get() {
-                Some(at) => finished.saturating_duration_since(at) >= SAMPLE_EVERY,
-                None => true,
-            };
-            if due {
-                last.set(Some(finished));
-            }
-            due
-        })
+        let stride = self.stride.load(Ordering::Relaxed);
+        stride <= 1
+            || ENDED.with(|ended| {
+                let count = ended.get().wrapping_add(1);
+                ended.set(count);
+                count % stride == 0
+            })
     }
 
     /// A request that `started` on a worker ended at `now` (with `adaptive`): the controller
@@ -540,6 +540,7 @@ impl Pool {
             return;
         };
         core.limit = moved.to;
+        self.stride.store(moved.stride, Ordering::Relaxed);
         if moved.to < moved.from {
             // Those waiting now wait for fewer workers: the queue stands from now on.
             core.queue.limit_cut(now);

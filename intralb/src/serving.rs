@@ -257,7 +257,7 @@ fn finish<B>(
             answer(Outcome::ShuttingDown)
         }
     };
-    if shared.pool.adaptive && crate::pool::Pool::sampled(finished) {
+    if shared.pool.adaptive && shared.pool.sampled() {
         // Before the worker is given back, so that it counts among those running.
         shared.pool.observe(started, finished);
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Controller, FLOOR, INITIAL};
+use super::{Controller, FLOOR, INITIAL, SAMPLED};
 
 const BASE: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(1);
@@ -911,4 +911,49 @@ async fn at_half_load_a_mix_of_service_times_is_not_taken_for_congestion() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn at_a_high_rate_one_request_in_several_is_a_sample_and_all_again_when_it_falls() {
+    // A microsecond handler at 100,000 requests a second, then 1,000: the pool gives the
+    // controller one finished request in `stride` (as `Pool::sampled` does), and the stride
+    // follows the rate so that a window still has about `SAMPLED` samples.
+    let start = Instant::now();
+    let mut controller = Controller::new(256, start);
+    let mut stride = 1;
+    let mut now = start;
+    let mut ended = 0usize;
+    let mut run = |controller: &mut Controller, rate: f64, length: Duration| {
+        let until = now + length;
+        let mut strides = Vec::new();
+        while now < until {
+            now += Duration::from_secs_f64(1.0 / rate);
+            ended += 1;
+            if ended % stride != 0 {
+                continue;
+            }
+            if let Some(moved) = controller.observe(now - Duration::from_micros(20), now, 2) {
+                stride = moved.stride;
+                strides.push(stride);
+            }
+        }
+        strides
+    };
+    let fast = run(&mut controller, 100_000.0, seconds(1));
+    // 10,000 a window: about one in ten (the first windows may differ).
+    let expected = 10_000 / SAMPLED;
+    let settled = &fast[fast.len() / 2..];
+    assert!(
+        settled
+            .iter()
+            .all(|stride| stride.abs_diff(expected) * 4 <= expected),
+        "{fast:?}, expected about {expected}"
+    );
+    let slow = run(&mut controller, 1_000.0, seconds(2));
+    assert_eq!(slow.last(), Some(&1), "{slow:?}");
+    // Back to every request within a second (a window of the high stride is longer, as it
+    // waits for its samples).
+    let back = slow.iter().position(|stride| *stride == 1).unwrap();
+    assert!(back <= 3, "{slow:?}");
+    assert!(controller.limit() >= INITIAL);
 }

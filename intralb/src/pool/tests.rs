@@ -485,25 +485,3 @@ async fn with_adaptive_a_backend_of_four_slots_gets_a_limit_near_four_and_bounde
     assert!(longest <= crate::queue::INTERVAL, "{longest:?}");
     pool.close().await;
 }
-
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn at_a_high_rate_one_finished_request_in_several_is_a_sample_and_all_when_it_falls() {
-    // Requests ending every 10 µs on this thread (100,000 a second): one in `SAMPLE_EVERY /
-    // 10 µs` is a sample. Then every millisecond: every one, from the first.
-    let step = Duration::from_micros(10);
-    let mut now = Instant::now() + Duration::from_secs(1);
-    let mut samples = 0;
-    for _ in 0..10_000 {
-        now += step;
-        samples += usize::from(Pool::sampled(now));
-    }
-    let expected = 10_000 / (crate::limit::SAMPLE_EVERY.as_micros() as usize / 10);
-    assert!(
-        samples.abs_diff(expected) <= 1,
-        "{samples} samples of 10,000, expected {expected}"
-    );
-    for _ in 0..100 {
-        now += Duration::from_millis(1);
-        assert!(Pool::sampled(now));
-    }
-}
