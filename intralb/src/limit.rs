@@ -443,20 +443,13 @@ impl Window {
             // The `kept` fastest first, in no order.
             self.samples.select_nth_unstable(kept);
         }
-        let kept_samples = &self.samples[..kept];
-        let sum: f64 = kept_samples.iter().map(|&micros| f64::from(micros)).sum();
-        let squares: f64 = kept_samples
-            .iter()
-            .map(|&micros| f64::from(micros).powi(2))
-            .sum();
-        let n = kept.max(1) as f64;
-        let mean = sum / n;
-        let deviation = ((squares - sum * mean) / (n - 1.0).max(1.0))
-            .max(0.0)
-            .sqrt();
+        let mut sums = noise::Sums::default();
+        for &micros in &self.samples[..kept] {
+            sums.add(f64::from(micros));
+        }
         Estimate {
-            mean: Duration::from_micros(mean as u64),
-            variation: deviation / mean.max(1.0),
+            mean: Duration::from_micros(sums.mean() as u64),
+            variation: sums.variation(),
             samples: kept,
         }
     }

@@ -25,9 +25,10 @@ const KEPT: usize = 8;
 /// milliseconds would make the noise of a whole span.
 pub(super) const OUTLIER: u32 = 10;
 
-/// Sums of service times in microseconds, and how many.
+/// Sums of service times in microseconds, and how many (a span's here, a window's in
+/// `limit.rs`).
 #[derive(Debug, Clone, Copy, Default)]
-struct Sums {
+pub(super) struct Sums {
     sum: f64,
     squares: f64,
     samples: usize,
@@ -36,17 +37,22 @@ struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, micros: f64) {
+    pub(super) fn add(&mut self, micros: f64) {
         self.sum += micros;
         self.squares += micros * micros;
         self.samples += 1;
     }
 
+    /// The mean, in microseconds (0 with no samples).
+    pub(super) fn mean(&self) -> f64 {
+        self.sum / self.samples.max(1) as f64
+    }
+
     /// The coefficient of variation: the standard deviation over the mean.
-    fn variation(&self) -> f64 {
+    pub(super) fn variation(&self) -> f64 {
         let n = self.samples as f64;
-        let mean = self.sum / n;
-        let deviation = ((self.squares - self.sum * mean) / (n - 1.0))
+        let mean = self.mean();
+        let deviation = ((self.squares - self.sum * mean) / (n - 1.0).max(1.0))
             .max(0.0)
             .sqrt();
         deviation / mean.max(1.0)
