@@ -38,23 +38,31 @@ pub struct RequestBody {
     kind: Kind,
 }
 
+/// The kinds with a body are boxed: a request is moved several times on its way to the router,
+/// and most have none.
 enum Kind {
     Empty,
-    Buffered {
-        chunks: VecDeque<Bytes>,
-        trailers: Option<HeaderMap>,
-        /// The room this body takes in the budget, given back when the body is dropped.
-        _budget: Option<OwnedSemaphorePermit>,
-    },
-    Streaming {
-        read: VecDeque<Bytes>,
-        rest: Incoming,
-        timeout: Duration,
-        deadline: Pin<Box<Sleep>>,
-        _budget: Option<OwnedSemaphorePermit>,
-    },
+    Buffered(Box<Buffered>),
+    Streaming(Box<Streaming>),
     /// Another type of body, given to admission by an outer layer that changed the type.
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+/// A body read whole.
+struct Buffered {
+    chunks: VecDeque<Bytes>,
+    trailers: Option<HeaderMap>,
+    /// The room this body takes in the budget, given back when the body is dropped.
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// A body too large to read whole: what was read first, then the rest from the client.
+struct Streaming {
+    read: VecDeque<Bytes>,
+    rest: Incoming,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 impl RequestBody {
@@ -78,8 +86,8 @@ impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Empty => "empty",
-            Kind::Buffered { .. } => "buffered",
-            Kind::Streaming { .. } => "streaming",
+            Kind::Buffered(_) => "buffered",
+            Kind::Streaming(_) => "streaming",
             Kind::Boxed(_) => "boxed",
         };
         f.debug_tuple("RequestBody").field(&kind).finish()
@@ -130,19 +138,18 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.kind {
             Kind::Empty => Poll::Ready(None),
-            Kind::Buffered {
-                chunks, trailers, ..
-            } => Poll::Ready(match chunks.pop_front() {
+            Kind::Buffered(buffered) => Poll::Ready(match buffered.chunks.pop_front() {
                 Some(chunk) => Some(Ok(Frame::data(chunk))),
-                None => trailers.take().map(|t| Ok(Frame::trailers(t))),
+                None => buffered.trailers.take().map(|t| Ok(Frame::trailers(t))),
             }),
-            Kind::Streaming {
-                read,
-                rest,
-                timeout,
-                deadline,
-                ..
-            } => {
+            Kind::Streaming(streaming) => {
+                let Streaming {
+                    read,
+                    rest,
+                    timeout,
+                    deadline,
+                    ..
+                } = &mut **streaming;
                 if let Some(chunk) = read.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
@@ -185,10 +192,10 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
-            Kind::Buffered {
-                chunks, trailers, ..
-            } => chunks.is_empty() && trailers.is_none(),
-            Kind::Streaming { read, rest, .. } => read.is_empty() && rest.is_end_stream(),
+            Kind::Buffered(buffered) => buffered.chunks.is_empty() && buffered.trailers.is_none(),
+            Kind::Streaming(streaming) => {
+                streaming.read.is_empty() && streaming.rest.is_end_stream()
+            }
             Kind::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -196,12 +203,12 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
-            Kind::Buffered { chunks, .. } => {
-                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
+            Kind::Buffered(buffered) => {
+                SizeHint::with_exact(buffered.chunks.iter().map(|c| c.len() as u64).sum())
             }
-            Kind::Streaming { read, rest, .. } => {
-                let read: u64 = read.iter().map(|c| c.len() as u64).sum();
-                let rest = rest.size_hint();
+            Kind::Streaming(streaming) => {
+                let read: u64 = streaming.read.iter().map(|c| c.len() as u64).sum();
+                let rest = streaming.rest.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(rest.lower() + read);
                 if let Some(upper) = rest.upper() {
@@ -238,13 +245,13 @@ impl Bodies {
         budget: Option<OwnedSemaphorePermit>,
     ) -> RequestBody {
         RequestBody {
-            kind: Kind::Streaming {
+            kind: Kind::Streaming(Box::new(Streaming {
                 read,
                 rest,
                 timeout: self.timeout,
                 deadline: Box::pin(tokio::time::sleep(self.timeout)),
                 _budget: budget,
-            },
+            })),
         }
     }
 
@@ -304,21 +311,21 @@ impl Bodies {
                 Err(frame) => {
                     // Trailers end the body.
                     return Ok(RequestBody {
-                        kind: Kind::Buffered {
+                        kind: Kind::Buffered(Box::new(Buffered {
                             chunks,
                             trailers: frame.into_trailers().ok(),
                             _budget: budget,
-                        },
+                        })),
                     });
                 }
             }
         }
         Ok(RequestBody {
-            kind: Kind::Buffered {
+            kind: Kind::Buffered(Box::new(Buffered {
                 chunks,
                 trailers: None,
                 _budget: budget,
-            },
+            })),
         })
     }
 }
