@@ -3,17 +3,18 @@
 //! replaced); then the outcome is counted, the latency recorded and the worker given back.
 //!
 //! A hand-written future rather than an `async` block, because it is the fast path: hyper keeps
-//! it inline (no allocation), its size is copied once per request, and it arms the timer and
-//! the shutdown signal only if the router does not answer on its first poll (most requests then
-//! never touch the timer wheel).
+//! it inline (no allocation), its size is copied once per request, a router that is ready at
+//! once (an axum `Router` always is) is called as the future is made, so the request moves
+//! straight into the router's future, and it arms the timer and the shutdown signal only if the
+//! router does not answer on its first poll (most requests then never touch the timer wheel).
 
 use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -90,9 +91,18 @@ pin_project_lite::pin_project! {
         Ready { router: S, req: Option<Request<RequestBody>> },
         // The router's future.
         Called { #[pin] future: S::Future },
+        // The router failed before there was a future to poll (it refused the request, or
+        // panicked taking it): told on the first poll.
+        Early { ended: Option<Early> },
         // Ended; the router's future is dropped.
         Done,
     }
+}
+
+/// How the router failed while [`Serving::new`] called it.
+enum Early {
+    Failed(BoxError),
+    Panicked(Box<dyn Any + Send>),
 }
 
 /// The timer and the shutdown signal of a request the router did not answer at once.
@@ -132,11 +142,9 @@ impl<S: RouterService> Serving<S> {
         );
         req.extensions_mut().insert(worker);
         req.extensions_mut().insert(lease.hold.clone());
+        let stage = call_now(router, req, &span);
         Serving {
-            stage: Stage::Ready {
-                router,
-                req: Some(req),
-            },
+            stage,
             armed: None,
             lease: Some(lease),
             shared,
@@ -167,6 +175,11 @@ impl<S: RouterService> Future for Serving<S> {
                 StageProj::Called { future } => {
                     break future.poll(cx).map(|result| result.map_err(Into::into));
                 }
+                StageProj::Early { ended } => match ended.take().expect("told once") {
+                    Early::Failed(error) => break Poll::Ready(Err(error)),
+                    // Caught below, as if it had happened here.
+                    Early::Panicked(panic) => std::panic::resume_unwind(panic),
+                },
                 StageProj::Done => unreachable!("not polled after it ended"),
             }
         }));
@@ -203,6 +216,39 @@ impl<S: RouterService> Future for Serving<S> {
         let lease = this.lease.take().expect("not polled after it ended");
         Poll::Ready(Ok(finish(this.shared, lease, this.span, ended)))
     }
+}
+
+/// The router takes the request now if it is ready to (an axum `Router` always is): the
+/// request is moved once more, into the router's future, instead of waiting in the stage for
+/// the first poll. Runs in the request's span and under the panic guard, as the first poll
+/// would.
+fn call_now<S: RouterService>(mut router: S, req: Request<RequestBody>, span: &Span) -> Stage<S> {
+    let _entered = (!span.is_disabled()).then(|| span.enter());
+    let mut cx = Context::from_waker(noop_waker());
+    let early = |ended| Stage::Early { ended: Some(ended) };
+    match catch_unwind(AssertUnwindSafe(|| router.poll_ready(&mut cx))) {
+        Ok(Poll::Ready(Ok(()))) => match catch_unwind(AssertUnwindSafe(|| router.call(req))) {
+            Ok(future) => Stage::Called { future },
+            Err(panic) => early(Early::Panicked(panic)),
+        },
+        Ok(Poll::Ready(Err(error))) => early(Early::Failed(error.into())),
+        // Asked again, with the real waker, on the first poll.
+        Ok(Poll::Pending) => Stage::Ready {
+            router,
+            req: Some(req),
+        },
+        Err(panic) => early(Early::Panicked(panic)),
+    }
+}
+
+/// A waker that does nothing, to ask a router whether it is ready outside of a poll.
+fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static NOOP: OnceLock<Waker> = OnceLock::new();
+    NOOP.get_or_init(|| Waker::from(Arc::new(Noop)))
 }
 
 /// Counts how the request ended, answers, gives the worker back.

@@ -34,6 +34,7 @@ impl Shared {
 
     /// The last touch on every answer: while draining, HTTP/1 clients are told to reconnect
     /// elsewhere (HTTP/2 gets GOAWAY).
+    #[inline]
     pub(crate) fn conclude<B>(&self, http1: bool, mut response: Response<B>) -> Response<B> {
         if http1 && self.is_draining() {
             response
