@@ -252,6 +252,7 @@ fn noop_waker() -> &'static Waker {
 }
 
 /// Counts how the request ended, answers, gives the worker back.
+#[inline]
 fn finish<B>(
     shared: &Shared,
     lease: Lease,
@@ -268,7 +269,7 @@ fn finish<B>(
     let priority = arrived.priority;
     let worker = hold.id();
     let finished = Instant::now();
-    let response = match ended {
+    let mut response = match ended {
         Ended::Answered(response) => {
             counters.count(Outcome::Served, priority);
             // On HTTP/2, watched by its stream's task; HTTP/1 is watched at the socket.
@@ -316,5 +317,6 @@ fn finish<B>(
     };
     counters.record(queue_wait, finished - started);
     span.record("status", response.status().as_u16());
-    shared.conclude(arrived.http1, response)
+    shared.conclude_in_place(arrived.http1, &mut response);
+    response
 }

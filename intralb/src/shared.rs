@@ -36,12 +36,18 @@ impl Shared {
     /// elsewhere (HTTP/2 gets GOAWAY).
     #[inline]
     pub(crate) fn conclude<B>(&self, http1: bool, mut response: Response<B>) -> Response<B> {
+        self.conclude_in_place(http1, &mut response);
+        response
+    }
+
+    /// [`conclude`](Self::conclude), for a response that is not to be moved once more.
+    #[inline]
+    pub(crate) fn conclude_in_place<B>(&self, http1: bool, response: &mut Response<B>) {
         if http1 && self.is_draining() {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        response
     }
 }
 
