@@ -17,6 +17,11 @@ use crate::error::BoxError;
 /// whose response body is an [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html) of [`Bytes`](https://docs.rs/bytes/1/bytes/struct.Bytes.html): `axum::Router` as it is, and
 /// anything built with `tower::ServiceBuilder` or `Router::layer`. Its middleware runs inside
 /// the worker, with the worker's resources available. You never implement it yourself.
+///
+/// A request is handed to the service once it has its worker. If the service is not ready
+/// then (its `poll_ready` is pending: a `tower::buffer::Buffer` that is full, a
+/// `ConcurrencyLimit` inside the router), the request waits for it on that worker, under its
+/// deadline; an error from `poll_ready` is answered `500`, as an error from the service.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a router intralb can serve",
     label = "not a tower `Service` over `Request<RequestBody>` (a `Router<S>` still needs `.with_state(...)`)",
