@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -89,14 +90,25 @@ fn picky(readiness: &Arc<Readiness>) -> Picky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_not_ready_at_once_is_waited_for() {
     let readiness = Arc::new(Readiness::default());
-    let builder = Balancer::builder().max_concurrent(1).min_workers(1);
+    // Every timer past `within`'s bound (the request's deadline, its connection's checks): only
+    // the router's wake may poll it again.
+    let long = Duration::from_secs(120);
+    let builder = Balancer::builder()
+        .max_concurrent(1)
+        .min_workers(1)
+        .timeout(long)
+        .header_read_timeout(long)
+        .send_timeout(long);
     let server = start(builder, picky(&readiness)).await;
     let reply = spawn_get(server.addr(), "/");
     // The request has its worker, and waits for the router.
     server.wait_for("the worker busy", |s| s.busy == 1).await;
     assert!(!reply.is_finished());
     readiness.open();
-    let reply = reply.await.unwrap();
+    // A router asked only with a waker that does nothing would never wake the request again.
+    let reply = within("the request waiting for the router", reply)
+        .await
+        .unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "hello"));
     server
         .wait_for("the worker given back", |s| s.idle == 1)
