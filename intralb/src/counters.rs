@@ -2,11 +2,9 @@
 //! while shedding goes on; [`Stats`] is built from them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
+use crate::histogram::{Counts, Histogram};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::priority::Priority;
@@ -17,9 +15,9 @@ pub(crate) struct Counters {
     /// By priority, then outcome.
     outcomes: [[AtomicU64; Outcome::ALL.len()]; Priority::ALL.len()],
     init_failures: AtomicU64,
-    /// One per thread (round robin), so that threads recording at once do not wait for each
-    /// other; merged for [`Stats`].
-    latency: Box<[Mutex<Latency>]>,
+    /// One per thread (round robin), so that threads recording at once do not share cache
+    /// lines; merged for [`Stats`].
+    latency: Box<[Latency]>,
     pub(crate) metrics: Metrics,
     start: Instant,
     last_shed_warning_ms: AtomicU64,
@@ -27,21 +25,8 @@ pub(crate) struct Counters {
 }
 
 struct Latency {
-    queue_wait: Histogram<u64>,
-    /// Requests that got a worker at once (most of them), added to `queue_wait` when read:
-    /// counting them is cheaper than recording each.
-    no_wait: u64,
-    service_time: Histogram<u64>,
-}
-
-impl Latency {
-    fn new() -> Self {
-        Latency {
-            queue_wait: histogram(),
-            no_wait: 0,
-            service_time: histogram(),
-        }
-    }
+    queue_wait: Histogram,
+    service_time: Histogram,
 }
 
 /// This thread's shard of the latency histograms.
@@ -54,19 +39,11 @@ fn shard(shards: usize) -> usize {
     SHARD.with(|shard| *shard % shards)
 }
 
-/// One hour, in microseconds: longer samples are recorded as one hour.
-const HIGHEST_MICROS: u64 = 3_600_000_000;
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIGHEST_MICROS, 2).expect("valid histogram bounds")
-}
-
-/// At least 1 (the histograms' lowest); without `Duration::as_micros`'s 128-bit arithmetic.
+/// Without `Duration::as_micros`'s 128-bit arithmetic (the histograms count 0 as 1).
 fn micros(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000)
         .saturating_add(u64::from(d.subsec_micros()))
-        .max(1)
 }
 
 impl Counters {
@@ -76,7 +53,10 @@ impl Counters {
             outcomes: Default::default(),
             init_failures: AtomicU64::new(0),
             latency: (0..std::thread::available_parallelism().map_or(1, |n| n.get().min(64)))
-                .map(|_| Mutex::new(Latency::new()))
+                .map(|_| Latency {
+                    queue_wait: Histogram::new(),
+                    service_time: Histogram::new(),
+                })
                 .collect(),
             metrics: Metrics::register(),
             start: Instant::now(),
@@ -103,14 +83,9 @@ impl Counters {
     pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
-        let shard = &self.latency[shard(self.latency.len())];
-        let mut latency = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if queue_wait.is_zero() {
-            latency.no_wait += 1;
-        } else {
-            latency.queue_wait.saturating_record(micros(queue_wait));
-        }
-        latency.service_time.saturating_record(micros(service_time));
+        let latency = &self.latency[shard(self.latency.len())];
+        latency.queue_wait.record(micros(queue_wait));
+        latency.service_time.record(micros(service_time));
     }
 
     /// Warns at most once a second while shedding goes on.
@@ -166,16 +141,12 @@ impl Counters {
             of.shed = self.get_of(Outcome::Shed, priority);
             of.expired_in_queue = self.get_of(Outcome::ExpiredInQueue, priority);
         }
-        let mut merged = Latency::new();
-        for shard in &self.latency {
-            let latency = shard.lock().unwrap_or_else(|p| p.into_inner());
-            // Same bounds: adding cannot fail.
-            let _ = merged.queue_wait.add(&latency.queue_wait);
-            merged.no_wait += latency.no_wait;
-            let _ = merged.service_time.add(&latency.service_time);
+        let (mut queue_wait, mut service_time) = (Counts::new(), Counts::new());
+        for latency in &self.latency {
+            latency.queue_wait.add_to(&mut queue_wait);
+            latency.service_time.add_to(&mut service_time);
         }
-        let _ = merged.queue_wait.record_n(1, merged.no_wait);
-        stats.queue_wait = Percentiles::of(&merged.queue_wait);
-        stats.service_time = Percentiles::of(&merged.service_time);
+        stats.queue_wait = Percentiles::of(&queue_wait);
+        stats.service_time = Percentiles::of(&service_time);
     }
 }

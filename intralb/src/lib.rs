@@ -141,6 +141,7 @@ mod drain;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod histogram;
 mod init;
 mod layer;
 mod limit;

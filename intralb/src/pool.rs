@@ -686,6 +686,14 @@ impl Pool {
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        let mut stats = self.occupancy();
+        self.counters.snapshot(&mut stats);
+        stats
+    }
+
+    /// [`stats`](Self::stats)' workers and queue, without the counters and latencies (what the
+    /// gauges need).
+    pub(crate) fn occupancy(&self) -> Stats {
         let mut stats = Stats::empty();
         {
             let core = lock(&self.core);
@@ -699,7 +707,6 @@ impl Pool {
                 stats.by_priority[priority.rank()].queued = core.queue.len_of(priority);
             }
         }
-        self.counters.snapshot(&mut stats);
         stats
     }
 
@@ -835,7 +842,7 @@ pub(crate) async fn sample_gauges(pool: Weak<Pool>) {
         let Some(pool) = pool.upgrade().filter(|pool| !pool.is_closed()) else {
             return;
         };
-        pool.counters.metrics.set_gauges(&pool.stats());
+        pool.counters.metrics.set_gauges(&pool.occupancy());
         #[cfg(feature = "prometheus")]
         if let Some(handle) = crate::metrics::prometheus::handle() {
             handle.run_upkeep();

@@ -62,7 +62,7 @@ fn metrics<B>(pool: &Pool) -> Response<ResponseBody<B>> {
             Bytes::from_static(b"intralb's metrics go to the program's own metrics recorder\n"),
         );
     };
-    pool.counters.metrics.set_gauges(&pool.stats());
+    pool.counters.metrics.set_gauges(&pool.occupancy());
     handle.run_upkeep();
     let mut response = text(StatusCode::OK, Bytes::from(handle.render()));
     response.headers_mut().insert(

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
+use crate::histogram::Counts;
 use crate::priority::Priority;
 
 /// A point-in-time view of the balancer.
@@ -92,7 +91,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub(crate) fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Counts) -> Self {
         let at = |q| Duration::from_micros(h.value_at_quantile(q));
         Percentiles {
             count: h.len(),

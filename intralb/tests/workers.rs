@@ -182,6 +182,10 @@ async fn at_most_max_concurrent_requests_execute_at_once() {
     assert_eq!(stats.served, 8);
     assert_eq!(stats.service_time.count, 8);
     assert_eq!(stats.queue_wait.count, 8);
+    // Three got a worker at once (counted as 1 µs), five waited for the gate to open.
+    let waits = stats.queue_wait;
+    assert!(waits.p50 <= waits.p90 && waits.p90 <= waits.p99 && waits.p99 <= waits.max);
+    assert!(waits.max > Duration::from_micros(1), "{waits:?}");
     server.stop().await;
 }
 
