@@ -35,6 +35,7 @@ server options (one server in the foreground until SIGTERM or Ctrl-C):
   --adaptive     intralb's adaptive concurrency limit
   --metrics      intralb's Prometheus endpoint on /metrics
   --time-503s    intralb: time each 503 at the server; GET /bench/503s reports them
+  --queue-target-ms N  intralb's queue_target [its default, 5]; 0: a plain FIFO
   --db PATH      serve the notes workload on this SQLite file instead of the basic routes
 
 load options (open loop on /slow and /critical; prints a JSON summary):
@@ -185,6 +186,8 @@ pub(crate) struct ServerOptions {
     /// intralb: an outer layer times each `503` (`server/shed_timer.rs`).
     pub(crate) time_503s: bool,
     pub(crate) db: Option<PathBuf>,
+    /// intralb's `queue_target` (its default if `None`; zero: a plain FIFO).
+    pub(crate) queue_target: Option<Duration>,
 }
 
 impl ServerOptions {
@@ -203,6 +206,7 @@ impl ServerOptions {
             metrics: false,
             time_503s: false,
             db: None,
+            queue_target: None,
         }
     }
 
@@ -230,6 +234,12 @@ impl ServerOptions {
         }
         if let Some(db) = &self.db {
             args.extend(["--db".to_owned(), db.display().to_string()]);
+        }
+        if let Some(target) = self.queue_target {
+            args.extend([
+                "--queue-target-ms".to_owned(),
+                target.as_millis().to_string(),
+            ]);
         }
         if !self.slots_schedule.is_empty() {
             let schedule: Vec<String> = self
@@ -339,6 +349,9 @@ fn parse_server(args: &[String]) -> Result<ServerOptions, String> {
             "--slots" => options.slots = number(arg, v)?,
             "--hold-ms" => options.hold = Duration::from_millis(number(arg, v)?),
             "--db" => options.db = Some(v.into()),
+            "--queue-target-ms" => {
+                options.queue_target = Some(Duration::from_millis(number(arg, v)?));
+            }
             "--slots-schedule" => options.slots_schedule = schedule(arg, v)?,
             _ => return Err(format!("unknown server option `{arg}`")),
         }
@@ -458,6 +471,7 @@ mod tests {
         options.adaptive = true;
         options.metrics = true;
         options.time_503s = true;
+        options.queue_target = Some(Duration::ZERO);
         assert_eq!(parse(&options.to_args()), Ok(Command::Server(options)));
     }
 

@@ -5,10 +5,17 @@
 //! intralb with a connection per worker (8 workers) against axum with one `Mutex<Connection>`
 //! and axum with an r2d2 pool of 8. Unpinned: SQLite work runs on the runtime's threads, so
 //! with one core every opponent would run one query at a time and the comparison would be moot.
+//!
+//! 64 clients that never pause, on 8 connections, keep 56 requests waiting at all times: a
+//! standing queue by construction. intralb at its defaults (CoDel, `queue_target` 5 ms)
+//! answers `503` to those that wait past twice the target, so its rows count `503`s apart
+//! from failures, and the latencies are of the `200`s and `201`s. A second intralb row runs
+//! with `queue_target = "0s"` (a plain FIFO queue, no `503` short of a full queue), as the
+//! others queue: the database access alone.
 
 use std::fmt::Write;
 use std::fs;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +24,15 @@ use super::report::{label, ms, num, percent, ratio, Table};
 use super::{secs, Bench, Context, Result};
 use crate::cli::{Opponent, ServerOptions};
 
-const OPPONENTS: [Opponent; 3] = [Opponent::Mutex, Opponent::Pool, Opponent::Intralb];
+/// Each opponent, and intralb's `queue_target` (`None`: its default).
+const OPPONENTS: [(Opponent, Option<Duration>); 4] = [
+    (Opponent::Mutex, None),
+    (Opponent::Pool, None),
+    (Opponent::Intralb, None),
+    (Opponent::Intralb, Some(Duration::ZERO)),
+];
+/// How the intralb row without CoDel is named.
+const FIFO: &str = "intralb, `queue_target = \"0s\"` (a FIFO queue)";
 const CONNECTIONS: usize = 8;
 const READERS: usize = 45;
 const WRITERS: usize = 19;
@@ -38,24 +53,30 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    fn rps(&self) -> f64 {
-        self.reads.rps() + self.writes.rps()
+    /// Reads and writes answered `200` and `201` a second.
+    fn goodput(&self) -> f64 {
+        self.reads.rate_of(200) + self.writes.rate_of(201)
     }
 
+    /// `503`s a second: intralb's CoDel queue sheds here (see the module docs).
+    fn shed(&self) -> f64 {
+        self.reads.rate_of(503) + self.writes.rate_of(503)
+    }
+
+    /// Any other answer, and client errors.
     fn failures(&self) -> u64 {
-        let r = &self.reads;
-        let w = &self.writes;
-        (r.responses() - r.count(200))
-            + (w.responses() - w.count(201))
-            + r.client_errors()
-            + w.client_errors()
+        let other = |r: &LoadResult, ok| r.responses() - r.count(ok) - r.count(503);
+        other(&self.reads, 200)
+            + other(&self.writes, 201)
+            + self.reads.client_errors()
+            + self.writes.client_errors()
     }
 }
 
 pub(crate) fn run(bench: &Bench) -> Result<Notes> {
     let mut runs = Vec::new();
-    for opponent in OPPONENTS {
-        let db = bench.scratch.join(format!("notes-{opponent}.db"));
+    for (i, (opponent, queue_target)) in OPPONENTS.into_iter().enumerate() {
+        let db = bench.scratch.join(format!("notes-{i}-{opponent}.db"));
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(format!("{}{suffix}", db.display()));
         }
@@ -64,6 +85,7 @@ pub(crate) fn run(bench: &Bench) -> Result<Notes> {
         options.queue = 256;
         options.min_workers = Some(CONNECTIONS);
         options.db = Some(db);
+        options.queue_target = queue_target;
         let server = bench.start(options, false)?;
         let read_url = server.url("/notes/[1-9][0-9]{0,2}");
         let reads = Load {
@@ -89,17 +111,24 @@ pub(crate) fn run(bench: &Bench) -> Result<Notes> {
         let writes = oha::finish(writers).context("the writers")?;
         let server_cpu = (server.cpu_seconds()? - cpu_before) / started.elapsed().as_secs_f64();
         server.stop()?;
+        let name = match queue_target {
+            Some(_) => FIFO.to_owned(),
+            None => opponent.to_string(),
+        };
         let run = Run {
-            opponent: opponent.to_string(),
+            opponent: name,
             reads,
             writes,
             server_cpu,
         };
         eprintln!(
-            "notes: {opponent:>8}: {} rps, read p99 {} ms, write p99 {} ms, failures {}",
-            num(run.rps()),
-            ms(run.reads.latency.map(|l| l.p99_ms)),
-            ms(run.writes.latency.map(|l| l.p99_ms)),
+            "notes: {:>8}: {} answered/s, read p99 {} ms, write p99 {} ms, 503/s {}, \
+             failures {}",
+            run.opponent,
+            num(run.goodput()),
+            ms(run.reads.ok_latency.map(|l| l.p99_ms)),
+            ms(run.writes.ok_latency.map(|l| l.p99_ms)),
+            num(run.shed()),
             run.failures(),
         );
         runs.push(run);
@@ -113,38 +142,44 @@ impl Notes {
             out,
             "## 3. Real database (SQLite notes)\n\n70 % `GET /notes/{{id}}` ({READERS} \
              connections), 30 % `POST /notes` ({WRITERS} connections), closed loop, WAL, \
-             {CONNECTIONS} connections (intralb workers or pool size), unpinned.\n"
+             {CONNECTIONS} connections (intralb workers or pool size), unpinned. intralb at its \
+             defaults, so with CoDel: 64 clients that never pause keep 56 requests waiting, a \
+             standing queue, and those waiting past 2 × `queue_target` are answered `503` \
+             (counted apart; the latencies are of the `200`s and `201`s). The last row is \
+             intralb with `queue_target = \"0s\"`, a FIFO queue that waits as the others do.\n"
         );
         let intralb = self.runs.iter().find(|r| r.opponent == "intralb");
         let mut table = Table::new(&[
             "server",
-            "rps",
+            "answered/s (200, 201)",
             "reads/s",
             "writes/s",
             "read p50 / p99 (ms)",
             "write p50 / p99 (ms)",
+            "503/s",
             "failures",
             "server CPU",
-            "intralb rps vs this",
+            "intralb answered vs this",
         ]);
         for run in &self.runs {
             let p = |r: &LoadResult| {
                 format!(
                     "{} / {}",
-                    ms(r.latency.map(|l| l.p50_ms)),
-                    ms(r.latency.map(|l| l.p99_ms))
+                    ms(r.ok_latency.map(|l| l.p50_ms)),
+                    ms(r.ok_latency.map(|l| l.p99_ms))
                 )
             };
             table.row(vec![
                 label(&run.opponent).to_owned(),
-                num(run.rps()),
-                num(run.reads.rps()),
-                num(run.writes.rps()),
+                num(run.goodput()),
+                num(run.reads.rate_of(200)),
+                num(run.writes.rate_of(201)),
                 p(&run.reads),
                 p(&run.writes),
+                num(run.shed()),
                 run.failures().to_string(),
                 percent(Some(run.server_cpu)),
-                intralb.map_or("–".to_owned(), |i| ratio(i.rps() / run.rps())),
+                intralb.map_or("–".to_owned(), |i| ratio(i.goodput() / run.goodput())),
             ]);
         }
         table.render(out);

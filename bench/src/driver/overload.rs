@@ -5,7 +5,10 @@
 //! connections, each load on a fresh server process.
 //!
 //! Targets at 3× for intralb: goodput ≥ 0.97× capacity, p99 of the 200s ≤ 20 ms +
-//! queue / capacity + 10 ms (= 110 ms), p99 of the 503s ≤ 1 ms, no client errors.
+//! queue / capacity + 10 ms (= 110 ms), no client errors. (Issue 1 also asked for the 503s'
+//! p99 ≤ 1 ms, for a FIFO queue that sheds only when full. Since issue 10 intralb's queue is
+//! CoDel's, which answers 503 after 2 × `queue_target` in a standing queue on purpose; the
+//! `admission` scenario judges that bound, timed at the server.)
 //!
 //! The probe then checks the claim that `Router::layer(ConcurrencyLimitLayer)` bounds nothing,
 //! by reading how many `/slow` handlers ever ran at once.
@@ -29,7 +32,6 @@ pub(crate) const CAPACITY: f64 = SLOTS as f64 * 1000.0 / HOLD_MS as f64;
 const MULTIPLES: [u32; 3] = [1, 2, 3];
 const CONNECTIONS: usize = 256;
 const GOODPUT_TARGET: f64 = 0.97;
-const SHED_P99_TARGET_MS: f64 = 1.0;
 
 /// `HOLD + queue / capacity + 10 ms`.
 const fn ok_p99_target_ms() -> f64 {
@@ -223,18 +225,17 @@ impl Overload {
                 verdict(p99.is_some_and(|p| p <= target))
             )
         });
-        line(format!("p99 of 503s ≤ {SHED_P99_TARGET_MS} ms"), &|r| {
-            let p99 = r.result.failed_latency.map(|l| l.p99_ms);
-            match p99 {
-                None => "no 503s".to_owned(),
-                Some(p) => format!("{} ms {}", ms(Some(p)), verdict(p <= SHED_P99_TARGET_MS)),
-            }
-        });
         line("zero client errors".to_owned(), &|r| {
             let errors = r.result.client_errors();
             format!("{errors} {}", verdict(errors == 0))
         });
         table.render(out);
+        out.push_str(
+            "intralb's `503`s come from its CoDel queue, after 2 × `queue_target` (10 ms) in a \
+             standing queue, on purpose (issue 1's target, p99 ≤ 1 ms, was for a FIFO queue that \
+             shed only when full); the admission scenario judges them against 2 × \
+             `queue_target` + 1 ms, timed at the server.\n\n",
+        );
     }
 
     fn report_probe(&self, out: &mut String) {

@@ -89,6 +89,9 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
             if let Some(n) = options.min_workers {
                 builder = builder.min_workers(n);
             }
+            if let Some(target) = options.queue_target {
+                builder = builder.queue_target(target);
+            }
             if let Some(db) = options.db.clone() {
                 builder = builder.db_init(move |_worker| notes::open(&db));
             }
