@@ -47,7 +47,11 @@ macro_rules! settings {
                 /// target queue wait (CoDel): while no request in 100 ms waited less, those waiting twice as long get `503` and the newest are served first; `"0s"`: a plain FIFO
                 ///
                 /// So the queue absorbs bursts but never stands: at capacity it holds waits near
-                /// the target instead of filling up.
+                /// the target instead of filling up. Clients that send their next request the
+                /// moment the last is answered, and outnumber the workers (a batch job with many
+                /// threads), keep a queue standing by construction: a share of them is answered
+                /// `503` and comes straight back. For such traffic raise the target, or set
+                /// `"0s"` (BENCHMARKS.md, the notes scenario, measures both).
                 queue_target: Duration = "5ms", "`\"5ms\"`";
                 /// idle time before a surplus worker retires
                 idle_timeout: Duration = "60s", "`\"60s\"`";
