@@ -304,7 +304,7 @@ impl Adaptive {
     pub(crate) fn report(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "## Adaptive concurrency\n\nThe overload scenario's service (capacity {} req/s) \
+            "## 2b. Adaptive concurrency (issue 11)\n\nThe overload scenario's service (capacity {} req/s) \
              behind intralb with `max_concurrent = {MAX_CONCURRENT}, queue = {QUEUE}`, with and \
              without `adaptive`. `bench load`, open loop with latency correction, {CONNECTIONS} \
              connections. \"limit\": the median `intralb_concurrency_limit` over the second \

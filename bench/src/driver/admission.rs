@@ -224,7 +224,7 @@ impl Admission {
     pub(crate) fn report(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "## 3. Admission\n\nThe overload scenario's service (capacity {} req/s). intralb: \
+            "## 2a. Admission (issue 10)\n\nThe overload scenario's service (capacity {} req/s). intralb: \
              `max_concurrent = {SLOTS}, queue = {QUEUE}`, `queue_target` at its default \
              ({QUEUE_TARGET_MS} ms), `/critical` is `Priority::Critical`; tower: global limit \
              {SLOTS} and load shed; plain `axum::serve` and bare hyper: no limit. `bench load`, \
