@@ -14,7 +14,7 @@ const HALF: u64 = 1 << HALF_BITS;
 
 /// The largest value recorded as itself (one hour, in microseconds); larger ones are recorded
 /// as this.
-pub(crate) const HIGHEST: u64 = 3_600_000_000;
+const HIGHEST: u64 = 3_600_000_000;
 
 /// The bucket of `value` (at least 1, at most [`HIGHEST`]).
 fn index(value: u64) -> usize {
@@ -91,13 +91,13 @@ impl Counts {
         }
         let rank = ((quantile.clamp(0.0, 1.0) * len as f64).ceil() as u64).clamp(1, len);
         let mut seen = 0;
-        for (index, count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return highest(index);
-            }
-        }
-        unreachable!("the rank is at most the number of values")
+        self.counts
+            .iter()
+            .position(|count| {
+                seen += count;
+                seen >= rank
+            })
+            .map_or(0, highest)
     }
 
     /// The largest value, as the largest value of its bucket; 0 if there are none.
