@@ -113,6 +113,9 @@ pub(crate) enum Opponent {
     Tower,
     /// intralb's `Builder::serve`.
     Intralb,
+    /// Plain `axum::serve`, the `Router` behind the least a per-worker lease costs (see
+    /// `server/lease.rs`): the floor under intralb's fast path.
+    Lease,
     /// `Router::layer(ConcurrencyLimitLayer)`, the `Router` served as it is.
     NaiveLimit,
     /// The same after `Router::with_state(())`, as `axum::serve` does.
@@ -124,11 +127,12 @@ pub(crate) enum Opponent {
 }
 
 impl Opponent {
-    const NAMES: [(Opponent, &'static str); 8] = [
+    const NAMES: [(Opponent, &'static str); 9] = [
         (Opponent::Hyper, "hyper"),
         (Opponent::Axum, "axum"),
         (Opponent::Tower, "tower"),
         (Opponent::Intralb, "intralb"),
+        (Opponent::Lease, "lease"),
         (Opponent::NaiveLimit, "naive-limit"),
         (Opponent::NaiveLimitEager, "naive-limit-eager"),
         (Opponent::Mutex, "mutex"),

@@ -1,10 +1,15 @@
 //! Scenario 1, the fast path: `GET /` (hello world) over 64 keep-alive connections, closed loop,
 //! in two set-ups: pinned (server and load generator on separate cores) and unpinned (sharing
-//! both). Every opponent runs `repeats` times, interleaved, and the tables show medians.
+//! both). Every opponent runs `fast_rounds` times, interleaved, and the tables show medians.
 //!
 //! Targets (issue 10), against plain `axum::serve` with the same `Router` (what a user has before
 //! intralb): intralb ≥ 0.97× its rps and ≤ 1.05× its CPU per request, unpinned; and its p99
-//! ≤ 1.2× bare hyper's.
+//! ≤ 1.2× bare hyper's. The ratios are paired: intralb against the `axum::serve` run of the same
+//! round, then the median and the range over the rounds (the range is this machine's noise).
+//!
+//! The `lease` opponent is plain `axum::serve` plus only what a per-worker lease must cost
+//! (`server/lease.rs`): it splits intralb's cost over plain axum into the contract's and intralb's
+//! own.
 
 use std::fmt::Write;
 
@@ -15,10 +20,11 @@ use super::report::{label, median, ms, num, percent, ratio, verdict, Table};
 use super::{secs, Bench, Result};
 use crate::cli::{Opponent, ServerOptions};
 
-const OPPONENTS: [Opponent; 4] = [
+const OPPONENTS: [Opponent; 5] = [
     Opponent::Hyper,
     Opponent::Axum,
     Opponent::Tower,
+    Opponent::Lease,
     Opponent::Intralb,
 ];
 const CONNECTIONS: usize = 64;
@@ -47,7 +53,7 @@ fn pinned_by_default() -> bool {
 
 pub(crate) fn run(bench: &Bench) -> Result<Fast> {
     let mut runs = Vec::new();
-    for repeat in 0..bench.plan.repeats {
+    for repeat in 0..bench.plan.fast_rounds {
         for (pinned, opponent) in [true, false]
             .into_iter()
             .flat_map(|pinned| OPPONENTS.map(|opponent| (pinned, opponent)))
@@ -120,6 +126,27 @@ impl Fast {
         Some(summarize(runs))
     }
 
+    /// `of(a) / of(b)` in each round where both ran, set-up `pinned`.
+    fn paired(
+        &self,
+        a: Opponent,
+        b: Opponent,
+        pinned: bool,
+        of: impl Fn(&Summary) -> f64,
+    ) -> Vec<f64> {
+        let run = |opponent: Opponent, repeat: usize| {
+            self.runs
+                .iter()
+                .find(|r| r.opponent == opponent.name() && r.pinned == pinned && r.repeat == repeat)
+                .map(|r| summarize(std::iter::once(&r.result)))
+        };
+        let repeats = self.runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
+        (0..repeats)
+            .filter_map(|repeat| Some(of(&run(a, repeat)?) / of(&run(b, repeat)?)))
+            .filter(|ratio| ratio.is_finite())
+            .collect()
+    }
+
     pub(crate) fn report(&self, out: &mut String) {
         let repeats = self.runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
         let _ = writeln!(
@@ -169,19 +196,28 @@ impl Fast {
                 ]);
             }
             table.render(out);
-            let rps_ratio = intralb.rps / axum.rps;
-            let cpu_ratio = intralb.cpu_us / axum.cpu_us;
+            let rps = self.paired(Opponent::Intralb, Opponent::Axum, pinned, |s| s.rps);
+            let cpu = self.paired(Opponent::Intralb, Opponent::Axum, pinned, |s| s.cpu_us);
+            let (rps_ratio, cpu_ratio) = (median(rps.clone()), median(cpu.clone()));
             let p99_ratio = intralb.p99_ms / bare.p99_ms;
             targets.row(vec![
                 format!("{setup}: intralb rps ≥ {RPS_TARGET}× plain axum"),
-                ratio(rps_ratio),
+                spread(rps_ratio, &rps),
                 verdict(rps_ratio >= RPS_TARGET).to_owned(),
             ]);
             targets.row(vec![
                 format!("{setup}: intralb CPU per request ≤ {CPU_TARGET}× plain axum"),
-                ratio(cpu_ratio),
+                spread(cpu_ratio, &cpu),
                 verdict(cpu_ratio <= CPU_TARGET).to_owned(),
             ]);
+            let lease = self.paired(Opponent::Lease, Opponent::Axum, pinned, |s| s.cpu_us);
+            if !lease.is_empty() {
+                targets.row(vec![
+                    format!("{setup}: (reference) the lease alone, CPU per request vs plain axum"),
+                    spread(median(lease.clone()), &lease),
+                    String::new(),
+                ]);
+            }
             targets.row(vec![
                 format!("{setup}: intralb p99 ≤ {P99_TARGET}× bare hyper"),
                 ratio(p99_ratio),
@@ -190,9 +226,82 @@ impl Fast {
         }
         targets.render(out);
         out.push_str(
-            "The issue's targets are the unpinned ones; pinned, the load generator's one core \
-             often sets the pace, and CPU per request is the better measure of what intralb \
-             costs.\n\n",
+            "The targets' ratios are paired (intralb against plain axum in the same round), as \
+             medians over the rounds, with their range in brackets: how far the rounds spread is \
+             this machine's noise. The issue's targets are the unpinned ones; pinned, the load \
+             generator's one core often sets the pace, and CPU per request is the better measure \
+             of what intralb costs. `lease` is plain `axum::serve` with only what a per-worker \
+             lease must do per request (an idle stack under a lock, the worker's id and a hold \
+             in the extensions, given back at the response head): the contract's share of \
+             intralb's cost.\n\n",
         );
+    }
+}
+
+/// `median` and the range of `all`, as ratios.
+fn spread(median: f64, all: &[f64]) -> String {
+    let (min, max) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(*r), hi.max(*r))
+        });
+    if all.len() < 2 {
+        return ratio(median);
+    }
+    format!("{} ({}–{})", ratio(median), ratio(min), ratio(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn run(opponent: Opponent, repeat: usize, responses: u64, cpu: f64) -> Run {
+        Run {
+            opponent: opponent.to_string(),
+            repeat,
+            pinned: false,
+            result: LoadResult {
+                seconds: 1.0,
+                status: BTreeMap::from([("200".to_owned(), responses)]),
+                errors: BTreeMap::new(),
+                latency: None,
+                ok_latency: None,
+                failed_latency: None,
+                server_cpu: Some(cpu),
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_pair_each_round_and_skip_rounds_one_side_missed() {
+        let fast = Fast {
+            runs: vec![
+                run(Opponent::Axum, 0, 100, 1.0),
+                run(Opponent::Intralb, 0, 50, 1.0),
+                run(Opponent::Axum, 1, 200, 1.0),
+                run(Opponent::Intralb, 1, 200, 1.1),
+                // Round 2: intralb only.
+                run(Opponent::Intralb, 2, 10, 1.0),
+            ],
+        };
+        let rps = fast.paired(Opponent::Intralb, Opponent::Axum, false, |s| s.rps);
+        assert_eq!(rps, vec![0.5, 1.0]);
+        let cpu = fast.paired(Opponent::Intralb, Opponent::Axum, false, |s| s.cpu_us);
+        assert_eq!(cpu.len(), 2);
+        assert!(
+            (cpu[0] - 2.0).abs() < 1e-9 && (cpu[1] - 1.1).abs() < 1e-9,
+            "{cpu:?}"
+        );
+        assert!(fast
+            .paired(Opponent::Intralb, Opponent::Axum, true, |s| s.rps)
+            .is_empty());
+    }
+
+    #[test]
+    fn the_spread_shows_the_range_of_the_rounds() {
+        assert_eq!(spread(1.08, &[0.93, 1.08, 1.17]), "1.08× (0.93×–1.17×)");
+        assert_eq!(spread(1.0, &[1.0]), "1.00×");
     }
 }

@@ -12,6 +12,7 @@ pub(crate) fn label(opponent: &str) -> &str {
         "axum" => "plain `axum::serve`",
         "tower" => "axum + tower (global limit, load shed, timeout)",
         "intralb" => "intralb",
+        "lease" => "axum + only a per-worker lease (the floor under intralb)",
         "naive-limit" => "`Router::layer(ConcurrencyLimitLayer)`, Router served as is",
         "naive-limit-eager" => "the same after `Router::with_state(())`",
         "mutex" => "axum + one `Mutex<Connection>`",
@@ -149,7 +150,7 @@ pub(crate) fn render(results: &Results) -> String {
         "Plan: fast path {}s × {} (after {}s warm-up), overload {}s per load, notes {}s, \
          scale {}s × {}, drain {} requests up to {} ms.\n",
         plan.fast_s,
-        plan.repeats,
+        plan.fast_rounds,
         plan.warmup_s,
         plan.overload_s,
         plan.notes_s,

@@ -1,19 +1,22 @@
 //! `bench server`: one opponent serving the benchmark routes on `127.0.0.1:PORT` until SIGTERM
 //! (or Ctrl-C), then draining gracefully.
 //!
-//! Every opponent serves the same `Router` ([`routes::router`] or [`notes::router`]) on the same
-//! hyper-util auto builder (HTTP/1.1 and h2c, `TCP_NODELAY`), on a multi-threaded tokio runtime
-//! with one worker thread per core the process may use (so one when pinned):
+//! Every opponent serves the same `Router` ([`routes::router`] or [`notes::router`]), on a
+//! multi-threaded tokio runtime with one worker thread per core the process may use (so one when
+//! pinned); the hand-made ones on hyper-util's auto builder (HTTP/1.1 and h2c, `TCP_NODELAY`):
 //!
 //! | opponent | what serves the `Router` |
 //! |---|---|
 //! | `hyper` | hyper-util, nothing else: the floor |
+//! | `axum` | plain `axum::serve`: what users have before intralb |
 //! | `tower` | hyper-util, the `Router` behind `HandleError` + `LoadShed` + `GlobalConcurrencyLimit` + `Timeout` |
+//! | `lease` | `axum::serve`, the `Router` behind the least a per-worker lease costs ([`lease`]) |
 //! | `intralb` | `intralb::Balancer::builder()…serve(router)`, signals and drain included |
 //! | `naive-limit` | hyper-util, `Router::layer(ConcurrencyLimitLayer)`, the `Router` served as it is |
 //! | `naive-limit-eager` | the same after `Router::with_state(())` (what `axum::serve` does) |
 //! | `mutex`, `pool` | hyper-util, the notes `Router` on one `Mutex<Connection>` or an r2d2 pool |
 
+mod lease;
 mod notes;
 mod routes;
 pub(crate) mod shed_timer;
@@ -103,6 +106,17 @@ async fn run(options: ServerOptions) -> Result<(), BoxError> {
         Opponent::Axum => {
             let listener = TcpListener::bind(addr).await?;
             axum::serve(listener, router.with_state(()))
+                .with_graceful_shutdown(terminated())
+                .await?;
+        }
+        Opponent::Lease => {
+            use axum::ServiceExt;
+            let listener = TcpListener::bind(addr).await?;
+            let leased = lease::Leased {
+                inner: router.with_state(()),
+                workers: lease::Workers::new(options.limit),
+            };
+            axum::serve(listener, leased.into_make_service())
                 .with_graceful_shutdown(terminated())
                 .await?;
         }
