@@ -6,10 +6,17 @@
 # Serves hello world with plain `axum::serve` (the same Router, from AFTER_BIN) and with each
 # build's `--opponent intralb`, loads each with wrk (64 connections), and prints requests/s and
 # the server's CPU time per request (from /proc/PID/stat) as ratios to plain axum, unpinned
-# (server and wrk share both cores) and pinned (server on CPU 1, wrk on CPU 0). Needs wrk (apt-get install wrk). Build a baseline with, for example:
+# (server and wrk share both cores) and pinned (server on CPU 1, wrk on CPU 0); SETUPS=unpinned
+# runs one set-up only. Needs wrk (apt-get install wrk).
+#
+# The ratios are paired: each build against the plain axum run of the same round; the tables show
+# their median and range over the rounds. On a shared 2-core machine single rounds spread by
+# ±10 %, so take 10 rounds or more for a difference of a few percent, and run it once with the
+# same binary twice (an A/A run): how far the two columns differ then is the noise. Build a
+# baseline with, for example:
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release -p intralb-bench)
 set -euo pipefail
-before=$1 after=$2 rounds=${3:-3} secs=${4:-8}
+before=$1 after=$2 rounds=${3:-10} secs=${4:-4}
 port=18181
 tick=$(getconf CLK_TCK)
 
@@ -26,30 +33,36 @@ measure() { # bin opponent pin -> "rps cpu_us_per_req"
   kill -TERM $pid; wait $pid 2>/dev/null || true
   local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   awk -v r="$reqs" -v s="$secs" -v c=$((t1 - t0)) -v tick="$tick" \
-    'BEGIN { printf "%.0f %.2f\n", r / s, c / tick * 1e6 / r }'
+    'BEGIN { printf "%.0f %.3f\n", r / s, c / tick * 1e6 / r }'
 }
 
 # Three servers, interleaved: plain axum::serve (from AFTER_BIN: it does not depend on intralb),
 # and each build's intralb.
 servers="axum:$after:axum before:$before:intralb after:$after:intralb"
-for pin in unpinned pinned; do
-  declare -A rps=() cpu=()
+for pin in ${SETUPS:-unpinned pinned}; do
+  raw=$(mktemp)
   for round in $(seq "$rounds"); do
     for server in $servers; do
       IFS=: read -r name bin opp <<<"$server"
       read -r r c < <(measure "$bin" "$opp" $pin)
-      rps[$name]+="$r " cpu[$name]+="$c "
+      echo "$name $round $r $c" >>"$raw"
     done
   done
-  median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-  echo "== $pin (medians of $rounds rounds, ${secs}s each)"
-  printf "%-16s %10s %14s %12s %14s\n" server rps "rps vs axum" "cpu us/req" "cpu vs axum"
-  ar=$(echo "${rps[axum]}" | median); ac=$(echo "${cpu[axum]}" | median)
-  for name in axum before after; do
-    r=$(echo "${rps[$name]}" | median); c=$(echo "${cpu[$name]}" | median)
-    label=$name; [ $name != axum ] && label="intralb $name"
-    awk -v n="$label" -v r="$r" -v ar="$ar" -v c="$c" -v ac="$ac" \
-      'BEGIN { printf "%-16s %10d %13.3fx %12.2f %13.3fx\n", n, r, r/ar, c, c/ac }'
-  done
-  unset rps cpu
+  echo "== $pin ($rounds rounds of ${secs}s; ratios paired by round: median (min-max))"
+  awk '
+    { rps[$1, $2] = $3; cpu[$1, $2] = $4; if ($2 > n) n = $2 }
+    function med(a, k,   i, j, t) {
+      for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    function show(name, label,   i, r, c, us, mr, mc, mu) {
+      for (i = 1; i <= n; i++) { r[i] = rps[name, i] / rps["axum", i]; c[i] = cpu[name, i] / cpu["axum", i]; us[i] = cpu[name, i] }
+      mr = med(r, n); mc = med(c, n); mu = med(us, n) # sorts each array: [1] is the least, [n] the most
+      printf "%-16s %7.3fx (%.3f-%.3f) %9.3fx (%.3f-%.3f) %10.2f\n", label, mr, r[1], r[n], mc, c[1], c[n], mu
+    }
+    END {
+      printf "%-16s %23s %23s %10s\n", "server", "rps vs axum", "cpu/req vs axum", "cpu us/req"
+      show("axum", "axum"); show("before", "intralb before"); show("after", "intralb after")
+    }' "$raw"
+  rm -f "$raw"
 done
