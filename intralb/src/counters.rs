@@ -12,24 +12,26 @@ use crate::stats::{Percentiles, Stats};
 
 /// The live counters, shared by every connection: for [`Stats`], and for the `metrics` facade.
 pub(crate) struct Counters {
-    /// By priority, then outcome.
-    outcomes: [[AtomicU64; Outcome::ALL.len()]; Priority::ALL.len()],
     init_failures: AtomicU64,
-    /// One per thread (round robin), so that threads recording at once do not share cache
-    /// lines; merged for [`Stats`].
-    latency: Box<[Latency]>,
+    /// One per thread (round robin), so that threads counting at once do not pass cache lines
+    /// between their cores; summed for [`Stats`].
+    shards: Box<[Shard]>,
     pub(crate) metrics: Metrics,
     start: Instant,
     last_shed_warning_ms: AtomicU64,
     shed_at_last_warning: AtomicU64,
 }
 
-struct Latency {
+/// A thread's counts, on cache lines of their own (the histograms' buckets are on the heap).
+#[repr(align(128))]
+struct Shard {
+    /// By priority, then outcome.
+    outcomes: [[AtomicU64; Outcome::ALL.len()]; Priority::ALL.len()],
     queue_wait: Histogram,
     service_time: Histogram,
 }
 
-/// This thread's shard of the latency histograms.
+/// This thread's shard.
 fn shard(shards: usize) -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -50,10 +52,10 @@ impl Counters {
     /// Registers the metrics handles: call it after any recorder is installed.
     pub(crate) fn new() -> Self {
         Counters {
-            outcomes: Default::default(),
             init_failures: AtomicU64::new(0),
-            latency: (0..std::thread::available_parallelism().map_or(1, |n| n.get().min(64)))
-                .map(|_| Latency {
+            shards: (0..std::thread::available_parallelism().map_or(1, |n| n.get().min(64)))
+                .map(|_| Shard {
+                    outcomes: Default::default(),
                     queue_wait: Histogram::new(),
                     service_time: Histogram::new(),
                 })
@@ -67,7 +69,7 @@ impl Counters {
 
     /// Counts one answered request.
     pub(crate) fn count(&self, outcome: Outcome, priority: Priority) {
-        self.outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
+        self.shard().outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
         self.metrics.outcome(outcome, priority).increment(1);
         if outcome == Outcome::Shed {
             self.warn_while_shedding();
@@ -83,9 +85,9 @@ impl Counters {
     pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
-        let latency = &self.latency[shard(self.latency.len())];
-        latency.queue_wait.record(micros(queue_wait));
-        latency.service_time.record(micros(service_time));
+        let shard = self.shard();
+        shard.queue_wait.record(micros(queue_wait));
+        shard.service_time.record(micros(service_time));
     }
 
     /// Warns at most once a second while shedding goes on.
@@ -115,7 +117,15 @@ impl Counters {
     }
 
     fn get_of(&self, outcome: Outcome, priority: Priority) -> u64 {
-        self.outcomes[priority.rank()][outcome as usize].load(Relaxed)
+        self.shards
+            .iter()
+            .map(|shard| shard.outcomes[priority.rank()][outcome as usize].load(Relaxed))
+            .sum()
+    }
+
+    /// This thread's shard.
+    fn shard(&self) -> &Shard {
+        &self.shards[shard(self.shards.len())]
     }
 
     /// Requests answered so far, by anyone.
@@ -142,9 +152,9 @@ impl Counters {
             of.expired_in_queue = self.get_of(Outcome::ExpiredInQueue, priority);
         }
         let (mut queue_wait, mut service_time) = (Counts::new(), Counts::new());
-        for latency in &self.latency {
-            latency.queue_wait.add_to(&mut queue_wait);
-            latency.service_time.add_to(&mut service_time);
+        for shard in &self.shards {
+            shard.queue_wait.add_to(&mut queue_wait);
+            shard.service_time.add_to(&mut service_time);
         }
         stats.queue_wait = Percentiles::of(&queue_wait);
         stats.service_time = Percentiles::of(&service_time);
