@@ -8,6 +8,10 @@
 # the counters, loads it for 5 s (wrk, 16 connections), dumps, and prints the instructions per
 # request. `callgrind_annotate --inclusive=yes OUT.PID.1` then shows where they go. Needs
 # valgrind and wrk (apt-get install valgrind wrk).
+#
+# Compare opponents within one build. To compare two builds, build both with
+# CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1: with the default profile, how the compiler splits the
+# code alone moves the count by a few hundred instructions between builds.
 set -euo pipefail
 bin=$1 opp=$2 out=${3:-/tmp/callgrind-$2} port=${PORT:-18183}
 valgrind --tool=callgrind --callgrind-out-file="$out.%p" "$bin" server --opponent "$opp" --port "$port" >/dev/null 2>&1 &
