@@ -140,15 +140,19 @@ impl Fast {
                 .find(|r| r.opponent == opponent.name() && r.pinned == pinned && r.repeat == repeat)
                 .map(|r| summarize(std::iter::once(&r.result)))
         };
-        let repeats = self.runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
-        (0..repeats)
+        (0..self.rounds())
             .filter_map(|repeat| Some(of(&run(a, repeat)?) / of(&run(b, repeat)?)))
             .filter(|ratio| ratio.is_finite())
             .collect()
     }
 
+    /// Rounds run (the most any opponent ran).
+    fn rounds(&self) -> usize {
+        self.runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0)
+    }
+
     pub(crate) fn report(&self, out: &mut String) {
-        let repeats = self.runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
+        let repeats = self.rounds();
         let _ = writeln!(
             out,
             "## 1. Fast path\n\n`GET /` (hello world), {CONNECTIONS} keep-alive connections, closed \
@@ -240,14 +244,14 @@ impl Fast {
 
 /// `median` and the range of `all`, as ratios.
 fn spread(median: f64, all: &[f64]) -> String {
+    if all.len() < 2 {
+        return ratio(median);
+    }
     let (min, max) = all
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
             (lo.min(*r), hi.max(*r))
         });
-    if all.len() < 2 {
-        return ratio(median);
-    }
     format!("{} ({}–{})", ratio(median), ratio(min), ratio(max))
 }
 

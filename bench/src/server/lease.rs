@@ -32,23 +32,22 @@ pub(crate) struct Workers {
 struct Worker {
     id: Id,
     holds: AtomicUsize,
-    /// Where the worker goes back to. (A cycle while the worker idles: the server never drops
-    /// its workers.)
-    home: Arc<Workers>,
+    /// Where the worker goes back to: no reference count to touch on the way back.
+    home: &'static Workers,
 }
 
 impl Workers {
-    /// `n` idle workers.
-    pub(crate) fn new(n: usize) -> Arc<Workers> {
-        let workers = Arc::new(Workers {
+    /// `n` idle workers, for the life of the process (a benchmark server runs until SIGTERM).
+    pub(crate) fn new(n: usize) -> &'static Workers {
+        let workers: &'static Workers = Box::leak(Box::new(Workers {
             idle: Mutex::new(Vec::with_capacity(n)),
-        });
+        }));
         let all = (0..n)
             .map(|i| {
                 Arc::new(Worker {
                     id: Id(i),
                     holds: AtomicUsize::new(0),
-                    home: Arc::clone(&workers),
+                    home: workers,
                 })
             })
             .collect();
@@ -82,7 +81,7 @@ impl Drop for Hold {
     fn drop(&mut self) {
         let Some(worker) = self.0.take() else { return };
         if worker.holds.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let home = Arc::clone(&worker.home);
+            let home = worker.home;
             home.idle
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -95,7 +94,7 @@ impl Drop for Hold {
 #[derive(Clone)]
 pub(crate) struct Leased<S> {
     pub(crate) inner: S,
-    pub(crate) workers: Arc<Workers>,
+    pub(crate) workers: &'static Workers,
 }
 
 impl<S> Service<Request<Body>> for Leased<S>
