@@ -14,7 +14,8 @@ use crate::stats::{Percentiles, Stats};
 pub(crate) struct Counters {
     init_failures: AtomicU64,
     /// One per thread (round robin), so that threads counting at once do not pass cache lines
-    /// between their cores; summed for [`Stats`].
+    /// between their cores; summed for [`Stats`]. A power of two, so that a thread finds its
+    /// own with a mask rather than a division.
     shards: Box<[Shard]>,
     pub(crate) metrics: Metrics,
     start: Instant,
@@ -31,14 +32,21 @@ struct Shard {
     service_time: Histogram,
 }
 
-/// This thread's shard.
+/// This thread's shard, of `shards` (a power of two).
 fn shard(shards: usize) -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: usize = NEXT.fetch_add(1, Relaxed);
     }
-    SHARD.with(|shard| *shard % shards)
+    SHARD.with(|shard| *shard & (shards - 1))
+}
+
+/// How many shards: one per core, rounded up to a power of two, at most 64.
+fn shards() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().min(64))
+        .next_power_of_two()
 }
 
 /// Without `Duration::as_micros`'s 128-bit arithmetic (the histograms count 0 as 1).
@@ -53,7 +61,7 @@ impl Counters {
     pub(crate) fn new() -> Self {
         Counters {
             init_failures: AtomicU64::new(0),
-            shards: (0..std::thread::available_parallelism().map_or(1, |n| n.get().min(64)))
+            shards: (0..shards())
                 .map(|_| Shard {
                     outcomes: Default::default(),
                     queue_wait: Histogram::new(),
@@ -81,11 +89,20 @@ impl Counters {
         self.metrics.init_failures.increment(1);
     }
 
-    /// Records one request that a worker ran.
-    pub(crate) fn record(&self, queue_wait: Duration, service_time: Duration) {
+    /// Records one request that a worker ran, which ended as `outcome`: counted as
+    /// [`count`](Self::count) does, and its times.
+    pub(crate) fn record(
+        &self,
+        outcome: Outcome,
+        priority: Priority,
+        queue_wait: Duration,
+        service_time: Duration,
+    ) {
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
+        self.metrics.outcome(outcome, priority).increment(1);
         let shard = self.shard();
+        shard.outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
         shard.queue_wait.record(micros(queue_wait));
         shard.service_time.record(micros(service_time));
     }

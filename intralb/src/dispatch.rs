@@ -246,6 +246,7 @@ fn refused<B>(shared: &Shared, arrived: &Arrived, rejected: Rejected) -> Respons
 }
 
 /// What is known of a request once its head is in.
+#[inline]
 fn arrived(shared: &Shared, parts: &Parts, running: Option<Running>) -> Arrived {
     Arrived {
         http1: parts.version < Version::HTTP_2,
@@ -255,6 +256,7 @@ fn arrived(shared: &Shared, parts: &Parts, running: Option<Running>) -> Arrived 
 }
 
 /// The request's priority: `Normal` without a priority function.
+#[inline]
 fn priority(shared: &Shared, parts: &Parts) -> Priority {
     shared
         .priority

@@ -125,6 +125,7 @@ impl<S: RouterService> Serving<S> {
     /// The router's work on `req`; the request holds its worker too (its extensions carry a
     /// [`Hold`]), so whatever keeps it, and so can reach the worker's resources, keeps the worker
     /// busy.
+    #[inline(always)]
     pub(crate) fn new(
         shared: Arc<Shared>,
         router: S,
@@ -222,6 +223,7 @@ impl<S: RouterService> Future for Serving<S> {
 /// request is moved once more, into the router's future, instead of waiting in the stage for
 /// the first poll. Runs in the request's span and under the panic guard, as the first poll
 /// would.
+#[inline(always)]
 fn call_now<S: RouterService>(mut router: S, req: Request<RequestBody>, span: &Span) -> Stage<S> {
     let _entered = (!span.is_disabled()).then(|| span.enter());
     let mut cx = Context::from_waker(noop_waker());
@@ -265,25 +267,24 @@ fn finish<B>(
         arrival,
         started,
     } = lease;
-    let counters = &shared.pool.counters;
     let priority = arrived.priority;
     let worker = hold.id();
     let finished = Instant::now();
+    let outcome;
     let mut response = match ended {
         Ended::Answered(response) => {
-            counters.count(Outcome::Served, priority);
             // On HTTP/2, watched by its stream's task; HTTP/1 is watched at the socket.
             let sending = Sending::stream();
             let running = arrived.running;
+            outcome = Outcome::Served;
             response.map(|body| ResponseBody::Left(Watched::new(body, sending, running)))
         }
         Ended::Failed(error) => {
-            counters.count(Outcome::Failed, priority);
             tracing::error!(parent: span, %worker, %error, "the router returned an error");
+            outcome = Outcome::Failed;
             answer(Outcome::Failed)
         }
         Ended::Panicked(panic) => {
-            counters.count(Outcome::Panicked, priority);
             hold.worker().poison();
             tracing::error!(
                 parent: span,
@@ -291,16 +292,17 @@ fn finish<B>(
                 panic = panic_message(&*panic),
                 "handler panicked; answering 500 and re-initialising the worker's resources"
             );
+            outcome = Outcome::Panicked;
             answer(Outcome::Panicked)
         }
         Ended::TimedOut => {
-            counters.count(Outcome::TimedOut, priority);
             tracing::debug!(parent: span, "deadline passed while running; handler cancelled");
+            outcome = Outcome::TimedOut;
             answer(Outcome::TimedOut)
         }
         Ended::Cut => {
-            counters.count(Outcome::ShuttingDown, priority);
             tracing::debug!(parent: span, "shutdown deadline passed while running; handler cancelled");
+            outcome = Outcome::ShuttingDown;
             answer(Outcome::ShuttingDown)
         }
     };
@@ -308,14 +310,18 @@ fn finish<B>(
         // Before the worker is given back, so that it counts among those running.
         shared.pool.observe(started, finished);
     }
-    hold.release_at(finished);
     // Most requests got their worker at once: no need for the subtraction then.
     let queue_wait = if started == arrival {
         Duration::ZERO
     } else {
         started - arrival
     };
-    counters.record(queue_wait, finished - started);
+    // Counted while the worker is still held: whoever sees it idle sees this request counted.
+    shared
+        .pool
+        .counters
+        .record(outcome, priority, queue_wait, finished - started);
+    hold.release_at(finished);
     span.record("status", response.status().as_u16());
     shared.conclude_in_place(arrived.http1, &mut response);
     response
