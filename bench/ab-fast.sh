@@ -7,7 +7,9 @@
 # build's `--opponent intralb`, loads each with wrk (64 connections), and prints requests/s and
 # the server's CPU time per request (from /proc/PID/stat) as ratios to plain axum, unpinned
 # (server and wrk share both cores) and pinned (server on CPU 1, wrk on CPU 0); SETUPS=unpinned
-# runs one set-up only. Needs wrk (apt-get install wrk).
+# runs one set-up only. Two controls run in the same rounds (CONTROLS=0 leaves them out): the
+# `lease` floor (plain axum with only a per-worker lease, from AFTER_BIN) and plain axum a second
+# time, whose ratio to the first is the A/A noise. Needs wrk (apt-get install wrk).
 #
 # The ratios are paired: each build against the plain axum run of the same round; the tables show
 # their median and range over the rounds. On a shared 2-core machine single rounds spread by
@@ -36,9 +38,10 @@ measure() { # bin opponent pin -> "rps cpu_us_per_req"
     'BEGIN { printf "%.0f %.3f\n", r / s, c / tick * 1e6 / r }'
 }
 
-# Three servers, interleaved: plain axum::serve (from AFTER_BIN: it does not depend on intralb),
-# and each build's intralb.
+# Interleaved: plain axum::serve (from AFTER_BIN: it does not depend on intralb), each build's
+# intralb, and the controls.
 servers="axum:$after:axum before:$before:intralb after:$after:intralb"
+if [ "${CONTROLS:-1}" != 0 ]; then servers="$servers lease:$after:lease axum2:$after:axum"; fi
 for pin in ${SETUPS:-unpinned pinned}; do
   raw=$(mktemp)
   for round in $(seq "$rounds"); do
@@ -63,6 +66,7 @@ for pin in ${SETUPS:-unpinned pinned}; do
     END {
       printf "%-16s %23s %23s %10s\n", "server", "rps vs axum", "cpu/req vs axum", "cpu us/req"
       show("axum", "axum"); show("before", "intralb before"); show("after", "intralb after")
+      if (("lease", 1) in rps) { show("lease", "lease (floor)"); show("axum2", "axum again (A/A)") }
     }' "$raw"
   rm -f "$raw"
 done

@@ -11,7 +11,10 @@
 #
 # Compare opponents within one build. To compare two builds, build both with
 # CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1: with the default profile, how the compiler splits the
-# code alone moves the count by a few hundred instructions between builds.
+# code alone moves the count by a few hundred instructions between builds. Give each checkout its
+# own CARGO_TARGET_DIR: cargo hashes workspace members by their path inside the workspace, so a
+# second checkout built into the same target directory can find the first one's binary fresh and
+# not rebuild it (both "builds" are then the same binary).
 set -euo pipefail
 bin=$1 opp=$2 out=${3:-/tmp/callgrind-$2} port=${PORT:-18183}
 valgrind --tool=callgrind --callgrind-out-file="$out.%p" "$bin" server --opponent "$opp" --port "$port" >/dev/null 2>&1 &
