@@ -89,8 +89,9 @@ impl Counters {
         self.metrics.init_failures.increment(1);
     }
 
-    /// Records one request that a worker ran, which ended as `outcome`: counted as
-    /// [`count`](Self::count) does, and its times.
+    /// Records one request that a worker ran, which ended as `outcome`: its count (as
+    /// [`count`](Self::count), in the same look-up of the thread's shard) and its times. Never
+    /// `Shed` (a shed request ran on no worker), so no shedding warning is due here.
     pub(crate) fn record(
         &self,
         outcome: Outcome,
@@ -98,6 +99,11 @@ impl Counters {
         queue_wait: Duration,
         service_time: Duration,
     ) {
+        debug_assert_ne!(
+            outcome,
+            Outcome::Shed,
+            "a shed request is counted, not recorded"
+        );
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
         self.metrics.outcome(outcome, priority).increment(1);
