@@ -77,8 +77,7 @@ impl Counters {
 
     /// Counts one answered request.
     pub(crate) fn count(&self, outcome: Outcome, priority: Priority) {
-        self.shard().outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
-        self.metrics.outcome(outcome, priority).increment(1);
+        self.count_in(self.shard(), outcome, priority);
         if outcome == Outcome::Shed {
             self.warn_while_shedding();
         }
@@ -106,11 +105,16 @@ impl Counters {
         );
         self.metrics.queue_wait.record(queue_wait);
         self.metrics.service_time.record(service_time);
-        self.metrics.outcome(outcome, priority).increment(1);
         let shard = self.shard();
-        shard.outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
+        self.count_in(shard, outcome, priority);
         shard.queue_wait.record(micros(queue_wait));
         shard.service_time.record(micros(service_time));
+    }
+
+    /// Counts one answered request in `shard` (this thread's) and in the metrics.
+    fn count_in(&self, shard: &Shard, outcome: Outcome, priority: Priority) {
+        shard.outcomes[priority.rank()][outcome as usize].fetch_add(1, Relaxed);
+        self.metrics.outcome(outcome, priority).increment(1);
     }
 
     /// Warns at most once a second while shedding goes on.

@@ -282,7 +282,7 @@ fn finish<B>(
         Ended::Failed(error) => {
             tracing::error!(parent: span, %worker, %error, "the router returned an error");
             outcome = Outcome::Failed;
-            answer(Outcome::Failed)
+            answer(outcome)
         }
         Ended::Panicked(panic) => {
             hold.worker().poison();
@@ -293,17 +293,17 @@ fn finish<B>(
                 "handler panicked; answering 500 and re-initialising the worker's resources"
             );
             outcome = Outcome::Panicked;
-            answer(Outcome::Panicked)
+            answer(outcome)
         }
         Ended::TimedOut => {
             tracing::debug!(parent: span, "deadline passed while running; handler cancelled");
             outcome = Outcome::TimedOut;
-            answer(Outcome::TimedOut)
+            answer(outcome)
         }
         Ended::Cut => {
             tracing::debug!(parent: span, "shutdown deadline passed while running; handler cancelled");
             outcome = Outcome::ShuttingDown;
-            answer(Outcome::ShuttingDown)
+            answer(outcome)
         }
     };
     if shared.pool.adaptive && shared.pool.sampled() {
